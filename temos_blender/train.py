@@ -1,0 +1,389 @@
+"""Train TEMOS on the cached mocap data set. Plain torch: AdamW, the paper's losses, resumable, DDP-ready.
+
+    python -m temos_blender.train --config configs/bundled.json            # one process (CPU or one GPU)
+    torchrun --nproc_per_node 4 -m temos_blender.train --config ...        # DistributedDataParallel
+
+Losses (Petrovich et al. 2022, §3.3): SmoothL1 reconstruction of the motion features from the text latent and
+from the motion latent; KL(text‖N(0,I)), KL(motion‖N(0,I)), KL(text‖motion), KL(motion‖text), each at 1e-5;
+SmoothL1 between the two latents at 1e-5. The text model is frozen: its token features are computed once per
+text and cached on disk, so an epoch runs only the small networks.
+
+Checkpoints (``--out``/``last.pt``, own format, loaded with ``weights_only=True``) are written every
+``checkpoint_every_min`` minutes and at the end; ``--resume`` continues from the last one with the same
+optimizer, step and random state, so an interrupted run ends where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+
+from .core.model import Temos, TemosConfig, lengths_to_mask
+from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
+from .core.weights import save_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run. ``model`` holds the network's :class:`TemosConfig` fields."""
+
+    model: dict
+    """Keyword arguments of TemosConfig (latent_dim, num_layers, fps, …)."""
+    batch_size: int = 32
+    """Clips per optimiser step (per process under DDP)."""
+    lr: float = 1e-4
+    """AdamW learning rate (the paper: 1e-4)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    warmup_steps: int = 200
+    """Linear learning-rate warm-up."""
+    max_steps: int = 20000
+    """Stop after this many optimiser steps."""
+    time_budget_min: float = 0.0
+    """Stop (and export) after this many minutes of training in this process; 0 = no limit."""
+    min_frames: int = 12
+    """Shortest crop, frames."""
+    max_frames: int = 100
+    """Longest crop, frames (random crops of longer clips)."""
+    kl_weight: float = 1e-5
+    """Weight of each of the four KL terms."""
+    latent_weight: float = 1e-5
+    """Weight of the SmoothL1 between text and motion latents."""
+    grad_clip: float = 1.0
+    """Gradient-norm clip."""
+    val_every: int = 500
+    """Validate every this many steps."""
+    checkpoint_every_min: float = 10.0
+    """Write last.pt this often."""
+    seed: int = 1234
+    """Seed of everything random in the run."""
+    data_fps: float = 12.5
+    """Frame rate of the data cache to read."""
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> TrainConfig:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise TypeError(f"{path} has unknown key {unknown[0]!r}")
+        TemosConfig.from_dict(d["model"])  # fail early on a misspelled model key
+        return cls(**d)
+
+
+# ------------------------------------------------------------------------------------------------ text features
+class TextFeatureCache:
+    """Token features of the frozen text model, computed once per text and kept on disk (safetensors, fp16)."""
+
+    def __init__(self, folder: Path, text_model: str, text_model_folder: str | None = None):
+        self.folder = folder
+        self.text_model = text_model
+        self.text_model_folder = text_model_folder
+        self.features: dict[str, torch.Tensor] = {}
+
+    def _path(self) -> Path:
+        key = hashlib.sha1(self.text_model.encode()).hexdigest()[:12]
+        return self.folder / f"text_features_{key}.safetensors"
+
+    def build(self, texts: list[str], batch_size: int = 64) -> None:
+        from safetensors.torch import load_file, save_file
+
+        path = self._path()
+        if path.is_file():
+            stored = load_file(str(path))
+            self.features = {bytes.fromhex(k).decode(): v for k, v in stored.items()}
+        todo = sorted(set(texts) - set(self.features))
+        if todo:
+            from tqdm import tqdm
+
+            model = FrozenTextModel(resolve_text_model_folder(self.text_model, self.text_model_folder))
+            for i in tqdm(range(0, len(todo), batch_size), desc="text features", unit="batch"):
+                chunk = todo[i : i + batch_size]
+                feats, mask = model(chunk)
+                for t, f, m in zip(chunk, feats, mask):
+                    self.features[t] = f[m].half().clone()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_file({t.encode().hex(): v for t, v in self.features.items()}, str(path))
+
+    def batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """texts → (B, L, text_dim) float32 padded, (B, L) bool."""
+        seqs = [self.features[t].float() for t in texts]
+        lengths = torch.tensor([s.shape[0] for s in seqs])
+        out = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1])
+        for i, s in enumerate(seqs):
+            out[i, : s.shape[0]] = s
+        return out, lengths_to_mask(lengths)
+
+
+# ------------------------------------------------------------------------------------------------ losses
+def kl_normal(mu_p, logvar_p, mu_q, logvar_q) -> torch.Tensor:
+    """KL(N(μp, σp) ‖ N(μq, σq)), summed over dimensions, mean over the batch (TEMOS' KLLoss)."""
+    kl = 0.5 * (logvar_q - logvar_p + (logvar_p.exp() + (mu_p - mu_q) ** 2) / logvar_q.exp() - 1.0)
+    return kl.sum(-1).mean()
+
+
+def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """SmoothL1 averaged over valid frames and features."""
+    loss = F.smooth_l1_loss(pred, target, reduction="none").mean(-1)
+    return (loss * mask).sum() / mask.sum()
+
+
+def temos_losses(model: Temos, text_feats, text_mask, motion, mask, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+    """All of TEMOS' training terms for one batch; ``motion`` is normalised (B, T, nfeats)."""
+    mu_t, logvar_t = model.encode_text(text_feats, text_mask)
+    mu_m, logvar_m = model.encode_motion(motion, mask)
+    z_t = mu_t + torch.exp(0.5 * logvar_t) * torch.randn_like(mu_t)
+    z_m = mu_m + torch.exp(0.5 * logvar_m) * torch.randn_like(mu_m)
+    # Both reconstructions in one decoder pass (B→2B).
+    decoded = model.decode(torch.cat([z_t, z_m]), torch.cat([mask, mask]))
+    rec_t = masked_smooth_l1(decoded[: len(z_t)], motion, mask)
+    rec_m = masked_smooth_l1(decoded[len(z_t) :], motion, mask)
+    zeros = torch.zeros_like(mu_t)
+    kl = (
+        kl_normal(mu_t, logvar_t, zeros, zeros)
+        + kl_normal(mu_m, logvar_m, zeros, zeros)
+        + kl_normal(mu_t, logvar_t, mu_m, logvar_m)
+        + kl_normal(mu_m, logvar_m, mu_t, logvar_t)
+    )
+    latent = F.smooth_l1_loss(z_t, z_m)
+    total = rec_t + rec_m + cfg.kl_weight * kl + cfg.latent_weight * latent
+    return {"total": total, "rec_text": rec_t, "rec_motion": rec_m, "kl": kl, "latent": latent}
+
+
+# ------------------------------------------------------------------------------------------------ data
+class ClipBatcher:
+    """Random weighted batches of random crops, drawn from one seeded generator per process."""
+
+    def __init__(self, clips: list[dict], cfg: TrainConfig, generator: torch.Generator):
+        self.clips = [c for c in clips if c["features"].shape[0] >= cfg.min_frames]
+        self.cfg = cfg
+        self.g = generator
+        self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def sample(self, batch_size: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+        idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=self.g).tolist()
+        texts, crops = [], []
+        for i in idx:
+            c = self.clips[i]
+            n = c["features"].shape[0]
+            length = int(torch.randint(self.cfg.min_frames, min(n, self.cfg.max_frames) + 1, (1,), generator=self.g))
+            start = int(torch.randint(0, n - length + 1, (1,), generator=self.g))
+            crops.append(c["crop"](start, length))
+            texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])
+        lengths = torch.tensor([x.shape[0] for x in crops])
+        out = torch.zeros(len(crops), int(lengths.max()), crops[0].shape[1])
+        for i, x in enumerate(crops):
+            out[i, : x.shape[0]] = x
+        return texts, out, lengths_to_mask(lengths)
+
+
+def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
+    """The data pipeline's cache (built when missing, or ``npz_path``) as train/val clips + the train-split mean/std.
+
+    A clip is a dict: ``features`` (T, nfeats) unnormalised, ``texts`` (training phrasings), ``weight``
+    (sampling weight: rare actions up), ``crop(start, length)`` → features rows.
+    """
+    import numpy as np
+
+    from .data.build import ensure_built
+
+    npz_path = Path(npz_path) if npz_path else ensure_built(fps)
+    meta = json.loads(npz_path.with_suffix(".json").read_text(encoding="utf-8"))
+    with np.load(npz_path, allow_pickle=False) as arrays:
+        feats = torch.from_numpy(arrays["features"].astype(np.float32))
+        offsets = arrays["offsets"].tolist()
+        mean = torch.from_numpy(arrays["mean"].astype(np.float32))
+        std = torch.from_numpy(arrays["std"].astype(np.float32))
+    out: dict = {"train": [], "val": [], "mean": mean, "std": std}
+    for i, rec in enumerate(meta["clips"]):
+        if rec["split"] not in ("train", "val"):
+            continue
+        f = feats[offsets[i] : offsets[i + 1]]
+        out[rec["split"]].append(
+            {"id": rec["id"], "features": f, "texts": rec["texts"], "weight": rec.get("sample_weight") or 1.0,
+             "crop": (lambda s, n, f=f: f[s : s + n])}
+        )  # fmt: skip
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ run
+def _is_main() -> bool:
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+@torch.no_grad()
+def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: TrainConfig, device) -> dict[str, float]:
+    """Reconstruction error of the mean text latent (fact 0) and of the motion latent on fixed val crops."""
+    model.eval()
+    rec_t, rec_m, n = 0.0, 0.0, 0
+    for i in range(0, len(clips), 64):
+        chunk = clips[i : i + 64]
+        feats = [c["crop"](0, min(c["features"].shape[0], cfg.max_frames)) for c in chunk]
+        lengths = torch.tensor([f.shape[0] for f in feats])
+        motion = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+        for j, f in enumerate(feats):
+            motion[j, : f.shape[0]] = f
+        mask = lengths_to_mask(lengths).to(device)
+        motion = motion.to(device)
+        tf, tm = texts.batch([c["texts"][0] for c in chunk])
+        mu_t, _ = model.encode_text(tf.to(device), tm.to(device))
+        mu_m, _ = model.encode_motion(motion, mask)
+        rec_t += masked_smooth_l1(model.decode(mu_t, mask), motion, mask).item() * len(chunk)
+        rec_m += masked_smooth_l1(model.decode(mu_m, mask), motion, mask).item() * len(chunk)
+        n += len(chunk)
+    model.train()
+    return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m temos_blender.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="training config JSON (see configs/)")
+    parser.add_argument("--out", default="runs/bundled", help="run folder: checkpoints, log, best model")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument("--export", default=None, help="export the best model to this folder at the end")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
+    parser.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
+    parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this process (resume later)")
+    parser.add_argument("--data", default=None, help="data cache .npz (default: build/read the pipeline's cache)")
+    args = parser.parse_args(argv)
+
+    cfg = TrainConfig.from_json(args.config)
+    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("time_budget_min", args.time_budget_min)) if v is not None}
+    if overrides:
+        cfg = TrainConfig(**{**asdict(cfg), **overrides})
+
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    if distributed:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    rank = dist.get_rank() if distributed else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(cfg.seed)
+
+    clips = load_training_clips(cfg.data_fps, args.data)
+    mcfg = TemosConfig.from_dict({**cfg.model, "fps": cfg.data_fps})
+    model = Temos(mcfg).to(device)
+    model.mean.copy_(clips["mean"])
+    model.std.copy_(clips["std"])
+    train_clips, val_clips = clips["train"], clips["val"]
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    texts = TextFeatureCache(Path(".cache") / "text", mcfg.text_model or DEFAULT_TEXT_MODEL)
+    if _is_main():
+        texts.build([t for c in train_clips + val_clips for t in c["texts"]])
+    if distributed:
+        dist.barrier()
+        texts.build([t for c in train_clips + val_clips for t in c["texts"]])
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
+    state = {"step": 0, "best": float("inf"), "elapsed_s": 0.0, "history": []}
+    if args.resume and (out / "last.pt").is_file():
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["generator"][rank] if rank < len(ckpt["generator"]) else ckpt["generator"][0])
+        torch.set_rng_state(ckpt["torch_rng"])
+        state = json.loads(ckpt["state"])
+    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    batcher = ClipBatcher(train_clips, cfg, gen)
+
+    def save_last() -> None:
+        gens = [gen.get_state()]
+        if distributed:
+            gathered = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, gen.get_state())
+            gens = gathered
+        if _is_main():
+            tmp = out / "last.pt.tmp"
+            torch.save(
+                {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gens,
+                 "torch_rng": torch.get_rng_state(), "state": json.dumps(state)},
+                tmp,
+            )  # fmt: skip
+            os.replace(tmp, out / "last.pt")
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not _is_main(), unit="step", dynamic_ncols=True)
+    started = time.monotonic()
+    elapsed0 = state["elapsed_s"]
+    last_ckpt = time.monotonic()
+    model.train()
+    first_step = state["step"]
+    while state["step"] < cfg.max_steps:
+        if args.stop_after is not None and state["step"] - first_step >= args.stop_after:
+            break
+        if cfg.time_budget_min and (time.monotonic() - started) / 60 >= cfg.time_budget_min:
+            break
+        step = state["step"]
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch_texts, motion, mask = batcher.sample(cfg.batch_size)
+        tf, tm = texts.batch(batch_texts)
+        motion = model.normalize(motion.to(device)) * mask.to(device)[..., None]
+        losses = temos_losses(net.module if distributed else net, tf.to(device), tm.to(device), motion, mask.to(device), cfg)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        state["step"] = step + 1
+        state["elapsed_s"] = elapsed0 + time.monotonic() - started
+        bar.update(1)
+        if state["step"] % 10 == 0:
+            bar.set_postfix(rec_t=f"{losses['rec_text'].item():.3f}", rec_m=f"{losses['rec_motion'].item():.3f}",
+                            kl=f"{losses['kl'].item():.1f}")  # fmt: skip
+        if state["step"] % cfg.val_every == 0 or state["step"] == cfg.max_steps:
+            if _is_main():
+                v = validate(model, val_clips, texts, cfg, device)
+                v.update(step=state["step"], minutes=round(state["elapsed_s"] / 60, 1), train_rec_text=losses["rec_text"].item())
+                state["history"].append(v)
+                with open(out / "log.jsonl", "a", encoding="utf-8") as log:
+                    log.write(json.dumps(v) + "\n")
+                if v["val_rec_text"] < state["best"]:
+                    state["best"] = v["val_rec_text"]
+                    save_model(model, out / "best")
+        if time.monotonic() - last_ckpt > cfg.checkpoint_every_min * 60:
+            save_last()
+            last_ckpt = time.monotonic()
+    bar.close()
+    save_last()
+    if _is_main():
+        if not (out / "best" / "config.json").is_file():
+            save_model(model, out / "best")
+        if args.export:
+            from .core.weights import load_model
+
+            save_model(load_model(out / "best"), args.export, half=True)
+        print(json.dumps({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 1), "best_val_rec_text": state["best"]}))
+    if distributed:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

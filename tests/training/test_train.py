@@ -1,0 +1,104 @@
+"""Training: losses, determinism across an interruption, export, and DDP with two CPU processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from temos_blender.core.features import canonicalize, smpl_to_features
+from temos_blender.core.weights import load_model
+from temos_blender.rotations import axis_angle_to_matrix
+from temos_blender.train import kl_normal, main, masked_smooth_l1
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "configs" / "tiny.json"
+
+
+def _write_cache(folder: Path, n_clips: int = 12, seed: int = 0) -> Path:
+    """A small data cache in the pipeline's format: smooth random motions with two kinds of text."""
+    rng = np.random.default_rng(seed)
+    feats, records = [], []
+    for i in range(n_clips):
+        t = int(rng.integers(20, 40))
+        phase = np.linspace(0, 2 * np.pi, t)[:, None, None]
+        aa = 0.3 * np.sin(phase + rng.normal(size=(1, 22, 3)))
+        rots = torch.from_numpy(axis_angle_to_matrix(aa)).float()
+        trans = torch.from_numpy(np.stack([0 * phase[:, 0, 0], 0.9 + 0 * phase[:, 0, 0], np.linspace(0, i % 3, t)], -1)).float()
+        rots, trans = canonicalize(rots, trans)
+        feats.append(smpl_to_features(rots, trans).numpy())
+        split = "val" if i % 4 == 0 else "train"
+        text = "a person walks forward" if i % 2 else "a person waves the right hand"
+        records.append({"id": f"clip{i}", "split": split, "texts": [text, text + " slowly"], "sample_weight": 1.0})
+    offsets = np.cumsum([0] + [f.shape[0] for f in feats])
+    allf = np.concatenate(feats).astype(np.float32)
+    path = folder / "cache.npz"
+    np.savez(path, features=allf, offsets=offsets, mean=allf.mean(0), std=np.maximum(allf.std(0), 1e-3))
+    path.with_suffix(".json").write_text(json.dumps({"meta": {}, "clips": records}))
+    return path
+
+
+def _state(folder: Path) -> dict:
+    return torch.load(folder / "last.pt", weights_only=True)["model"]
+
+
+def test_kl_of_identical_gaussians_is_zero_and_positive_otherwise():
+    mu, logvar = torch.randn(3, 8), torch.randn(3, 8)
+    assert kl_normal(mu, logvar, mu, logvar).abs() < 1e-6
+    assert kl_normal(mu, logvar, mu + 1, logvar) > 0
+
+
+def test_masked_reconstruction_ignores_padding():
+    target = torch.zeros(2, 5, 4)
+    pred = torch.zeros(2, 5, 4)
+    pred[:, 3:] = 100.0  # garbage beyond the valid length
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
+    assert masked_smooth_l1(pred, target, mask) == 0
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # text-feature cache goes under the run's own .cache
+    data = _write_cache(tmp_path)
+    common = ["--config", str(TINY), "--data", str(data), "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "straight")]) == 0
+    assert main([*common, "--out", str(tmp_path / "split"), "--stop-after", "3"]) == 0
+    assert main([*common, "--out", str(tmp_path / "split"), "--resume"]) == 0
+    a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume")
+
+
+@pytest.mark.slow
+def test_export_writes_a_loadable_half_precision_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    export = tmp_path / "export"
+    assert main(["--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "run"), "--export", str(export)]) == 0
+    model = load_model(export)
+    assert model.cfg.model_id == "tiny-test"
+    stats = np.load(data)
+    torch.testing.assert_close(model.mean, torch.from_numpy(stats["mean"]))
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains_and_exports(tmp_path):
+    data = _write_cache(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        "-m", "temos_blender.train", "--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "ddp"),
+        "--export", str(tmp_path / "ddp_export"),
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "ddp_export" / "model.safetensors").is_file()
+    state = json.loads(torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["state"])
+    assert state["step"] == 6
