@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build
+.PHONY: venv test lint build data train eval bench
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -34,3 +34,33 @@ test: lint
 ## build: the Blender extension zip in dist/, checked by Blender's validator
 build: venv
 	$(PY) build.py
+
+.PHONY: build-release test-release
+PLATFORM ?= linux-x64
+
+## build-release: the release zip an animator installs, with dependency wheels and the bundled models, for
+## PLATFORM (linux-x64 by default; windows-x64, macos-arm64, macos-x64, or all); wheels are cached in wheels/
+build-release: venv
+	$(PY) build.py $(if $(filter all,$(PLATFORM)),--all,--platform $(PLATFORM))
+
+## test-release: builds the linux-x64 release, installs it into a fresh Blender whose Python has no torch, and
+## generates with it (a few minutes; .ci/run runs it after `make test`)
+test-release: venv
+	TEMOS_RELEASE_TEST=1 $(PY) -m pytest tests/release $(PYTEST_ARGS)
+
+## data: the training cache (.cache/data) from ../shared/data (or $$TEMOS_DATA_DIR); a few minutes, skipped when present
+data: venv
+	$(PY) -m temos_blender.data
+
+## train: train the bundled model (resumable: run again to continue) and export it to vendor_models/
+train: data
+	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume \
+		--export vendor_models/temos-cmu-kitml
+
+## eval: evaluate the bundled model against baselines; writes docs/EVALUATION.md
+eval: data
+	$(PY) -m temos_blender.evaluate --model vendor_models/temos-cmu-kitml --out docs/EVALUATION.md
+
+## bench: every benchmark in benchmarks/; results go to docs/BENCHMARKS.md
+bench: venv
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -69,6 +70,10 @@ class TrainConfig:
     """Seed of everything random in the run."""
     data_fps: float = 12.5
     """Frame rate of the data cache to read."""
+    rotation_std_floor: float = 0.03
+    """Floor of the normalisation std of the 6-D rotation features. A joint that never moves in the bulk of the
+    data (e.g. spine3, which follows the chest in the Bandai skeleton) otherwise gets std ≈ 0, and the few clips
+    where it does move blow up to hundreds of standard deviations."""
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> TrainConfig:
@@ -260,11 +265,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="training config JSON (see configs/)")
     parser.add_argument("--out", default="runs/bundled", help="run folder: checkpoints, log, best model")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument("--export", default=None, help="export the best model to this folder at the end")
+    parser.add_argument("--export", default=None, help="export the model to this folder at the end (float16)")
+    parser.add_argument("--export-from", choices=("last", "best"), default="last",
+                        help="export the final weights (default) or those with the lowest validation reconstruction")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
     parser.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this process (resume later)")
+    parser.add_argument("--renormalize", action="store_true",
+                        help="on --resume, take the normalisation from the current data instead of the checkpoint")
     parser.add_argument("--data", default=None, help="data cache .npz (default: build/read the pipeline's cache)")
     args = parser.parse_args(argv)
 
@@ -286,8 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     clips = load_training_clips(cfg.data_fps, args.data)
     mcfg = TemosConfig.from_dict({**cfg.model, "fps": cfg.data_fps})
     model = Temos(mcfg).to(device)
-    model.mean.copy_(clips["mean"])
-    model.std.copy_(clips["std"])
+    def set_normalisation() -> None:
+        model.mean.copy_(clips["mean"])
+        model.std.copy_(torch.cat([clips["std"][:3], clips["std"][3:].clamp(min=cfg.rotation_std_floor)]))
+
+    set_normalisation()
     train_clips, val_clips = clips["train"], clips["val"]
 
     out = Path(args.out)
@@ -309,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         gen.set_state(ckpt["generator"][rank] if rank < len(ckpt["generator"]) else ckpt["generator"][0])
         torch.set_rng_state(ckpt["torch_rng"])
         state = json.loads(ckpt["state"])
+        if args.renormalize:
+            set_normalisation()
     net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
     batcher = ClipBatcher(train_clips, cfg, gen)
 
@@ -334,8 +348,10 @@ def main(argv: list[str] | None = None) -> int:
     elapsed0 = state["elapsed_s"]
     last_ckpt = time.monotonic()
     model.train()
+    stop_requested = []
+    signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))  # finish the step, save, exit
     first_step = state["step"]
-    while state["step"] < cfg.max_steps:
+    while state["step"] < cfg.max_steps and not stop_requested:
         if args.stop_after is not None and state["step"] - first_step >= args.stop_after:
             break
         if cfg.time_budget_min and (time.monotonic() - started) / 60 >= cfg.time_budget_min:
@@ -364,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 state["history"].append(v)
                 with open(out / "log.jsonl", "a", encoding="utf-8") as log:
                     log.write(json.dumps(v) + "\n")
+                save_model(model, out / "snapshots" / f"step{state['step']:06d}")
                 if v["val_rec_text"] < state["best"]:
                     state["best"] = v["val_rec_text"]
                     save_model(model, out / "best")
@@ -378,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.export:
             from .core.weights import load_model
 
-            save_model(load_model(out / "best"), args.export, half=True)
+            source = model if args.export_from == "last" else load_model(out / "best")
+            save_model(source, args.export, half=True)
         print(json.dumps({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 1), "best_val_rec_text": state["best"]}))
     if distributed:
         dist.destroy_process_group()

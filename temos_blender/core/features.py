@@ -7,6 +7,9 @@ Per frame, in the official order::
     [3:135]  22 joint rotations as 6-D (first two matrix *rows*, as the official code's PyTorch3D-style
              ``matrix_to_rotation_6d``), the root's relative to the world
 
+Official checkpoints' "root" is SMPL's ``transl`` parameter, which sits a constant rest offset from the pelvis
+joint (for SMPL bodies about 3 cm lower, same velocities); ours is the pelvis joint itself.
+
 The official features live in AMASS' **Z-up** world; our poses live in SMPL's **Y-up** space
 (``temos_blender.skeleton``). :data:`YUP_TO_ZUP` converts between them, here and nowhere else.
 
