@@ -1,0 +1,98 @@
+"""From SMPL poses at the source rate to a finished training clip: ground, resample, canonicalise, check, featurise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..core.features import canonicalize, smpl_to_features
+from ..rotations import matrix_to_quat, quat_to_matrix, resample_linear, resample_rotations
+from ..skeleton import forward_kinematics_np
+from .smpl_transfer import ground_clip
+
+MAX_ROOT_SPEED_MPS = 12.0
+"""A pelvis faster than this between two frames is a teleport (sprinters peak near 12 m/s; mocap runs are ≤ 6)."""
+MAX_JOINT_SPEED_MPS = 25.0
+"""Any joint (relative to the pelvis) faster than this is a glitch (a fast punch or kick stays below ~15 m/s)."""
+MAX_BONE_ERROR_DEG = 3.0
+"""Mean bone-direction error after transfer above which a clip is rejected."""
+MIN_DURATION_S = 1.0
+"""Clips shorter than this are rejected (the model trains on ≥ 1 s)."""
+
+
+class ClipRejected(Exception):
+    """A clip that must not be trained on; the message says why."""
+
+
+@dataclass
+class Motion:
+    """A finished SMPL-22 motion at ``fps``: canonicalised (facing +Z at frame 0, starting at x = z = 0), grounded."""
+
+    local_rotmats: np.ndarray
+    """(T, 22, 3, 3) float64 local joint rotations."""
+    root_translation: np.ndarray
+    """(T, 3) float64 pelvis position, metres."""
+    fps: float
+    stats: dict = field(default_factory=dict)
+    """Measurements kept for the report (bone error, ground shift, speeds …)."""
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.local_rotmats.shape[0])
+
+    def quaternions(self) -> np.ndarray:
+        return matrix_to_quat(self.local_rotmats).astype(np.float32)
+
+    def features(self) -> np.ndarray:
+        """(T, 135) float32 unnormalised TEMOS features."""
+        f = smpl_to_features(torch.from_numpy(self.local_rotmats), torch.from_numpy(self.root_translation))
+        return f.numpy().astype(np.float32)
+
+
+def finish_motion(
+    local: np.ndarray,
+    root: np.ndarray,
+    src_fps: float,
+    dst_fps: float,
+    bone_error_deg: float | None = None,
+    ground: bool = True,
+) -> Motion:
+    """Check, ground, resample (slerp / linear) and canonicalise a motion; raises :class:`ClipRejected`.
+
+    local: (T, 22, 3, 3) SMPL local rotations at ``src_fps``; root: (T, 3) pelvis, metres.
+    """
+    stats: dict = {}
+    if not (np.isfinite(local).all() and np.isfinite(root).all()):
+        raise ClipRejected("NaN or infinite values after transfer")
+    duration = (local.shape[0] - 1) / src_fps
+    if duration < MIN_DURATION_S - 0.02:
+        raise ClipRejected(f"too short: {duration:.2f} s < {MIN_DURATION_S} s")
+    if bone_error_deg is not None:
+        stats["bone_error_deg"] = float(bone_error_deg)
+        if bone_error_deg > MAX_BONE_ERROR_DEG:
+            raise ClipRejected(f"mean bone-direction error {bone_error_deg:.2f}° > {MAX_BONE_ERROR_DEG}°")
+    pos, _ = forward_kinematics_np(local, root)
+    root_speed = np.linalg.norm(np.diff(root, axis=0), axis=-1) * src_fps
+    rel = pos - pos[:, :1]
+    joint_speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1).max(axis=-1) * src_fps
+    stats["max_root_speed_mps"] = float(root_speed.max())
+    stats["max_joint_speed_mps"] = float(joint_speed.max())
+    if root_speed.max() > MAX_ROOT_SPEED_MPS:
+        f = int(root_speed.argmax())
+        raise ClipRejected(f"teleport: pelvis moves at {root_speed.max():.1f} m/s at frame {f}")
+    if joint_speed.max() > MAX_JOINT_SPEED_MPS:
+        f = int(joint_speed.argmax())
+        raise ClipRejected(f"glitch: a joint moves at {joint_speed.max():.1f} m/s relative to the pelvis at frame {f}")
+    if ground:
+        root, shift = ground_clip(local, root)
+        stats["ground_shift_m"] = shift
+
+    quats = matrix_to_quat(local)
+    if abs(src_fps - dst_fps) > 1e-4 * dst_fps:  # a declared 0.0333333 s frame is 30 fps
+        quats = resample_rotations(quats, src_fps, dst_fps)
+        root = resample_linear(root, src_fps, dst_fps)
+    rots = quat_to_matrix(quats)
+    rots_t, root_t = canonicalize(torch.from_numpy(rots), torch.from_numpy(root))
+    return Motion(rots_t.numpy(), root_t.numpy(), dst_fps, stats)
