@@ -46,7 +46,7 @@ build-release: venv
 ## test-release: builds the linux-x64 release, installs it into a fresh Blender whose Python has no torch, and
 ## generates with it (a few minutes; .ci/run runs it after `make test`)
 test-release: venv
-	TEMOS_RELEASE_TEST=1 $(PY) -m pytest tests/release $(PYTEST_ARGS)
+	TEMOS_RELEASE_TEST=1 $(PY) -m pytest -s tests/release $(PYTEST_ARGS)
 
 ## data: the training cache (.cache/data) from ../shared/data (or $$TEMOS_DATA_DIR); a few minutes, skipped when present
 data: venv
