@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train eval bench
+.PHONY: venv test lint build data train eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -64,3 +64,8 @@ eval: data
 ## bench: every benchmark in benchmarks/; results go to docs/BENCHMARKS.md
 bench: venv
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+## demo: the main job: takes for PROMPT with the bundled model → out/demo (takes.blend, BVH/FBX/GLB, preview)
+PROMPT ?= a person walks forward and waves
+demo: venv
+	bash scripts/demo.sh "$(PROMPT)" out/demo
