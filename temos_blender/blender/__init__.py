@@ -6,10 +6,12 @@ Lifecycle rule: whatever :func:`register` adds (classes, properties on Blender t
 
 import bpy
 
-from . import panel, preferences
+from . import ops_generate, panel, preferences, props
 
 classes = (
     *preferences.classes,
+    *props.classes,
+    *ops_generate.classes,
     *panel.classes,
 )
 """Every Blender class of the add-on, in registration order."""
@@ -21,6 +23,7 @@ def register() -> None:
         for cls in classes:
             bpy.utils.register_class(cls)
             registered.append(cls)
+        props.register_properties()
     except Exception:
         # Leave nothing half-registered behind: Blender reports the error and the add-on stays disabled.
         for cls in reversed(registered):
@@ -29,6 +32,8 @@ def register() -> None:
 
 
 def unregister() -> None:
+    ops_generate.shutdown()  # stop a running generation: its worker must not outlive the add-on
+    props.unregister_properties()
     for cls in reversed(classes):
         if cls.is_registered:
             bpy.utils.unregister_class(cls)

@@ -44,10 +44,20 @@ class TEMOS_AddonPreferences(bpy.types.AddonPreferences):
     )
     cpu_threads: IntProperty(
         name="CPU Threads",
-        description="Threads PyTorch may use on the CPU; 0 keeps PyTorch's default",
+        description="Threads PyTorch may use on the CPU; 0 uses every core but one, which stays free for Blender",
         default=0,
         min=0,
         soft_max=64,
+    )
+    python_env: StringProperty(
+        name="Python Environment",
+        description=(
+            "A python executable that has PyTorch, e.g. from a venv or conda environment with a CUDA build. "
+            "When set, generation runs in a separate process of that Python and PyTorch is never loaded into "
+            "Blender. Leave empty to use the PyTorch bundled with the add-on"
+        ),
+        subtype="FILE_PATH",
+        default="",
     )
 
     def draw(self, context):
@@ -60,6 +70,8 @@ class TEMOS_AddonPreferences(bpy.types.AddonPreferences):
         col.separator()
         col.prop(self, "device")
         col.prop(self, "cpu_threads")
+        col.separator()
+        col.prop(self, "python_env")
 
         box = layout.box()
         box.label(text="Licence of the bundled model weights", icon="INFO")

@@ -79,7 +79,7 @@ def test_preferences_draw_every_setting_and_the_weights_licence(addon, addon_mod
     layout_recorder.record_draw(type(preferences).draw, preferences)
 
     drawn = {line[1] for line in layout_recorder.lines if line[0] == "prop"}
-    assert drawn == {"model_dir", "text_model_dir", "device", "cpu_threads"}
+    assert drawn == {"model_dir", "text_model_dir", "device", "cpu_threads", "python_env"}
     licence = " ".join(layout_recorder.texts())
     assert "CC BY-NC 4.0" in licence and "non-commercial" in licence and "2306.08861" in licence
 
