@@ -89,6 +89,7 @@ def _imported_top_modules(path: Path) -> set[str]:
     [
         ("core", {"bpy", "addon_utils", "mathutils"}),
         ("data", {"bpy", "addon_utils", "mathutils"}),
+        ("evaluate", {"bpy", "addon_utils", "mathutils"}),
         ("retarget", {"bpy", "addon_utils", "mathutils", "torch"}),
     ],
 )

@@ -93,7 +93,7 @@ def test_ddp_with_two_cpu_processes_trains_and_exports(tmp_path):
     data = _write_cache(tmp_path)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "temos_blender.train", "--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "ddp"),
         "--export", str(tmp_path / "ddp_export"),
     ]  # fmt: skip

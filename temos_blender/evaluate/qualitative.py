@@ -1,0 +1,185 @@
+"""The qualitative set: 20 prompts × 3 takes through the generator, each take measured by :mod:`.checks`.
+
+Eight prompts are evaluation-only phrasings of test-split clips (one per frequent action, picked deterministically
+from the data cache); twelve are new prompts an animator might type, some of actions the training data barely has
+(a jump, a kick, a bow, sitting down). Each prompt carries the check that says whether a take does what it asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import checks
+from .clips import MotionClips
+from .kinematics import joints_from_take
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What a prompt asks, as an automatic check on :func:`checks.measure`'s numbers."""
+
+    text: str
+    """The expectation in words."""
+    check: Callable[[dict], bool]
+    """The check."""
+    shown: tuple[str, ...]
+    """Measured numbers to show beside the verdict."""
+
+
+WALK = Expectation("root ≥ 1 m forward, ≥ 3 foot swaps", checks.walks_forward, ("forward_m", "steps"))
+RUN = Expectation("mean speed ≥ 2 m/s, forward", checks.runs_forward, ("speed_mps", "forward_m"))
+TURN_LEFT = Expectation("heading turns left ≥ 45°", checks.turns_left, ("heading_change_deg", "forward_m"))
+TURN_RIGHT = Expectation("heading turns right ≥ 45°", checks.turns_right, ("heading_change_deg", "forward_m"))
+RIGHT_HAND = Expectation(
+    "right wrist over right shoulder and moving (≥ 0.3 m/s), left wrist below left shoulder", checks.waves_right_hand,
+    ("right_wrist_over_shoulder_m", "right_wrist_speed_mps", "left_wrist_over_shoulder_m"),
+)  # fmt: skip
+LEFT_HAND = Expectation(
+    "left wrist over left shoulder and moving (≥ 0.3 m/s), right wrist below right shoulder", checks.waves_left_hand,
+    ("left_wrist_over_shoulder_m", "left_wrist_speed_mps", "right_wrist_over_shoulder_m"),
+)  # fmt: skip
+BOTH_HANDS = Expectation("both wrists over the shoulders", checks.raises_both_hands, ("both_wrists_over_shoulders_m",))
+OVER_HEAD = Expectation("both wrists over the head", checks.raises_both_hands_over_head, ("wrists_over_head_m",))
+BACKWARD = Expectation("root ≥ 0.5 m backward", checks.walks_backward, ("forward_m",))
+RIGHTWARD = Expectation("root ≥ 0.5 m to the body's right", checks.moves_right, ("left_m", "forward_m"))
+JUMP = Expectation("both feet > 10 cm up for ≥ 0.15 s", checks.jumps, ("airborne_s", "pelvis_rise_m"))
+KICK = Expectation(
+    "right ankle ≥ 0.4 m above the floor", checks.kicks_right, ("right_ankle_lift_m", "left_ankle_lift_m")
+)
+BOW = Expectation("head ≥ 0.2 m down, root stays within 0.5 m", checks.bows, ("head_drop_m", "forward_m"))
+SIT = Expectation("pelvis ≥ 0.3 m down", checks.sits_or_crouches, ("pelvis_drop_m",))
+
+TEST_CONTENT_EXPECTATIONS = {
+    "walk": WALK, "run": RUN, "walk-turn-left": TURN_LEFT, "walk-turn-right": TURN_RIGHT,
+    "wave-right-hand": RIGHT_HAND, "wave-left-hand": LEFT_HAND, "raise-up-both-hands": BOTH_HANDS,
+    "wave-both-hands": BOTH_HANDS,
+}  # fmt: skip
+"""Test-split actions in the set, and the check of each."""
+
+NEW_PROMPTS: tuple[tuple[str, Expectation], ...] = (
+    ("a person walks forward", WALK),
+    ("someone waves with their right hand", RIGHT_HAND),
+    ("a person waves with the left hand", LEFT_HAND),
+    ("a person raises both arms over the head", OVER_HEAD),
+    ("a man walks and turns to the left", TURN_LEFT),
+    ("a person runs forward", RUN),
+    ("a person walks backwards", BACKWARD),
+    ("a person walks to the right", RIGHTWARD),
+    ("a person jumps", JUMP),
+    ("someone kicks with the right leg", KICK),
+    ("a person bows", BOW),
+    ("a person sits down", SIT),
+)
+"""New prompts, phrased unlike the training descriptions."""
+
+DURATION_S = 5.0
+TAKES = 3
+
+
+def prompt_set(clips: MotionClips) -> list[tuple[str, str, Expectation]]:
+    """(prompt, source, expectation) × 20: one evaluation-only phrasing per test action above, then the new ones.
+
+    The test prompt of an action is the first evaluation phrasing of its first test clip (cache order) whose style
+    is ``normal`` — or of its first test clip when none is.
+    """
+    out = []
+    for content, expectation in TEST_CONTENT_EXPECTATIONS.items():
+        found = [r for r in clips.records if r["split"] == "test" and r.get("content") == content]
+        if not found:
+            continue
+        rec = next((r for r in found if r.get("style") == "normal"), found[0])
+        out.append((rec["eval_texts"][0], f"test clip `{content}/{rec.get('style', '')}`", expectation))
+    out += [(p, "new", e) for p, e in NEW_PROMPTS]
+    return out
+
+
+def run_qualitative(gen, clips: MotionClips, seed: int = 0) -> list[dict]:
+    """Generate :data:`TAKES` takes of :data:`DURATION_S` s per prompt (seeds ``seed``, ``seed + 1`` …) and check
+    each. Returns one dict per prompt: prompt, source, expectation, passed (count), and per-take numbers."""
+    from ..core.generate import GenerateRequest
+
+    rows = []
+    for prompt, source, exp in prompt_set(clips):
+        takes = gen.generate(GenerateRequest(prompt, duration_s=DURATION_S, n_takes=TAKES, seed=seed))
+        measured = [checks.measure(joints_from_take(t), t.fps) for t in takes]
+        passed = [bool(exp.check(m)) for m in measured]
+        rows.append({"prompt": prompt, "source": source, "expectation": exp.text, "passed": int(sum(passed)),
+                     "takes": [{"seed": t.seed, "pass": p, **{k: round(m[k], 2) for k in exp.shown}}
+                               for t, p, m in zip(takes, passed, measured)]})  # fmt: skip
+    return rows
+
+
+VERDICTS = {3: "works", 2: "mostly works", 1: "rarely works", 0: "fails"}
+
+
+def qualitative_markdown(rows: list[dict], header: dict) -> str:
+    """docs/QUALITATIVE.md from :func:`run_qualitative`'s rows; ``header`` has model, date, machine."""
+    works = [r for r in rows if r["passed"] == TAKES]
+    fails = [r for r in rows if r["passed"] == 0]
+    lines = [
+        "# Qualitative check of the bundled model",
+        "",
+        f"Model `{header['model_id']}` (weights sha256 `{header['sha256']}…`), {header['date']}, "
+        f"{TAKES} takes of {DURATION_S:g} s per prompt (seeds {header['seed']}–{header['seed'] + TAKES - 1}, "
+        "diversity 1), made through the generator the add-on uses. Each take is checked automatically "
+        "(`temos_blender/evaluate/checks.py`): positions come from forward kinematics on the shared SMPL skeleton; "
+        "forward and left are the body's own directions at the first frame; heading changes are positive to the left.",
+        "",
+        f"**{len(works)} of {len(rows)} prompts work in every take; {len(fails)} fail in every take.**",
+        "",
+        "| # | prompt | source | expectation | passed | per take (seed: numbers) | verdict |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for k, r in enumerate(rows, 1):
+        per_take = "; ".join(
+            f"{t['seed']}{'✓' if t['pass'] else '✗'}: "
+            + ", ".join(f"{_short(key)} {val:g}" for key, val in t.items() if key not in ("seed", "pass"))
+            for t in r["takes"]
+        )
+        lines.append(
+            f"| {k} | {r['prompt']} | {r['source']} | {r['expectation']} | {r['passed']}/{TAKES} | {per_take} | "
+            f"{VERDICTS.get(r['passed'], '')} |"
+        )
+    lines += [
+        "",
+        "Abbreviations: fwd = pelvis displacement forward (m), left = to the body's left (m), steps = swaps of the "
+        "leading foot, turn = heading change (°, + left), speed = mean pelvis speed (m/s), R/L wrist = highest wrist "
+        "height over the same shoulder (m), R/L wrist speed = mean wrist speed relative to the pelvis (m/s), both = the lower wrist over its shoulder (m), over head = the lower wrist "
+        "over the head (m), air = longest time both feet are > 10 cm up (s), rise/drop = pelvis height change (m), "
+        "head drop (m), R/L ankle = highest ankle height above the floor (m).",
+        "",
+        "## What this says",
+        "",
+    ]
+    lines += [f"- Works: {', '.join(repr(r['prompt']) for r in works) or 'none'}."]
+    partly = [r for r in rows if 0 < r["passed"] < TAKES]
+    partly_text = ", ".join(f"{r['prompt']!r} ({r['passed']}/{TAKES})" for r in partly)
+    lines += [f"- Works in some takes: {partly_text or 'none'}."]
+    lines += [f"- Fails: {', '.join(repr(r['prompt']) for r in fails) or 'none'}."]
+    lines += [
+        "",
+        "Prompts asking for actions the training data barely contains (a jump, a kick, a bow, sitting down; see "
+        "the data's action counts in the model card) are expected to fail or to come out as the nearest frequent "
+        "action; left/right and style words are the finest distinctions the model has to learn from the text.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_SHORT = {"forward_m": "fwd", "left_m": "left", "steps": "steps", "heading_change_deg": "turn", "speed_mps": "speed",
+          "right_wrist_over_shoulder_m": "R wrist", "left_wrist_over_shoulder_m": "L wrist",
+          "both_wrists_over_shoulders_m": "both", "wrists_over_head_m": "over head", "airborne_s": "air",
+          "pelvis_rise_m": "rise", "pelvis_drop_m": "drop", "head_drop_m": "head drop",
+          "right_ankle_lift_m": "R ankle", "left_ankle_lift_m": "L ankle", "right_wrist_speed_mps": "R wrist speed",
+          "left_wrist_speed_mps": "L wrist speed"}  # fmt: skip
+
+
+def _short(key: str) -> str:
+    return _SHORT.get(key, key)
+
+
+def pass_rate(rows: list[dict]) -> float:
+    return float(np.mean([r["passed"] / TAKES for r in rows])) if rows else 0.0
