@@ -28,7 +28,7 @@ lint: venv
 	$(PY) -m ruff check .
 
 ## test: lint, then every test (pass more pytest arguments with PYTEST_ARGS="-k name")
-test: lint
+test: lint data
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## build: the Blender extension zip in dist/, checked by Blender's validator
