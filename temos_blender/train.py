@@ -21,6 +21,7 @@ import json
 import math
 import os
 import signal
+import socket
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -225,6 +226,21 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ run
+def _use_loopback_for_single_machine_gloo() -> None:
+    """Pin gloo to the loopback interface when every rank runs on this machine.
+
+    Without ``GLOO_SOCKET_IFNAME`` gloo binds to whatever the host name resolves to; in containers and CI
+    sandboxes that is often an address (an IPv6 ``::1``, a stale LAN address) it cannot connect through, and
+    a rank aborts. A user's own setting always wins; multi-machine runs are left alone.
+    """
+    if "GLOO_SOCKET_IFNAME" in os.environ or os.environ.get("LOCAL_WORLD_SIZE") != os.environ.get("WORLD_SIZE"):
+        return
+    names = [name for _, name in socket.if_nameindex()] if hasattr(socket, "if_nameindex") else []
+    loopback = next((n for n in ("lo", "lo0") if n in names), None)
+    if loopback:
+        os.environ["GLOO_SOCKET_IFNAME"] = loopback
+
+
 def _is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
@@ -285,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     if distributed:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "gloo":
+            _use_loopback_for_single_machine_gloo()
         dist.init_process_group(backend)
     rank = dist.get_rank() if distributed else 0
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
@@ -351,10 +369,26 @@ def main(argv: list[str] | None = None) -> int:
     stop_requested = []
     signal.signal(signal.SIGTERM, lambda *_: stop_requested.append(True))  # finish the step, save, exit
     first_step = state["step"]
-    while state["step"] < cfg.max_steps and not stop_requested:
-        if args.stop_after is not None and state["step"] - first_step >= args.stop_after:
-            break
-        if cfg.time_budget_min and (time.monotonic() - started) / 60 >= cfg.time_budget_min:
+
+    def agreed(*flags: bool) -> list[bool]:
+        """Every rank acts on the same decision: a flag raised on any rank (a SIGTERM, a clock) holds for all.
+
+        Clocks and signals differ between processes; a checkpoint (a collective) or a stop taken by one rank
+        alone would leave the others waiting in a collective that never comes.
+        """
+        if not distributed:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(v) for v in t.tolist()]
+
+    while state["step"] < cfg.max_steps:
+        (stop,) = agreed(
+            bool(stop_requested)
+            or (args.stop_after is not None and state["step"] - first_step >= args.stop_after)
+            or bool(cfg.time_budget_min and (time.monotonic() - started) / 60 >= cfg.time_budget_min)
+        )
+        if stop:
             break
         step = state["step"]
         for group in opt.param_groups:
@@ -384,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
                 if v["val_rec_text"] < state["best"]:
                     state["best"] = v["val_rec_text"]
                     save_model(model, out / "best")
-        if time.monotonic() - last_ckpt > cfg.checkpoint_every_min * 60:
+        (checkpoint,) = agreed(time.monotonic() - last_ckpt > cfg.checkpoint_every_min * 60)
+        if checkpoint:
             save_last()
             last_ckpt = time.monotonic()
     bar.close()
@@ -399,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             save_model(source, args.export, half=True)
         print(json.dumps({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 1), "best_val_rec_text": state["best"]}))
     if distributed:
+        dist.barrier()  # no rank tears the group down while another is still exporting
         dist.destroy_process_group()
     return 0
 
