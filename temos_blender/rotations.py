@@ -146,24 +146,30 @@ def quat_slerp(q0: np.ndarray, q1: np.ndarray, t: np.ndarray | float) -> np.ndar
     return quat_normalize(w0 * q0 + w1 * q1)
 
 
-def _resample_frames(n_src: int, src_fps: float, dst_fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source frame pairs (i0, i1) and blend weights of each output frame, same duration at ``dst_fps``."""
-    duration = (n_src - 1) / src_fps
-    n_dst = int(np.floor(duration * dst_fps + 1e-6)) + 1
-    t = np.arange(n_dst) / dst_fps * src_fps
+def _resample_frames(
+    n_src: int, src_fps: float, dst_fps: float, n_dst: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source frame pairs (i0, i1) and blend weights of each output frame at ``dst_fps``.
+
+    By default the output spans the same time as the input, first frame to last. With ``n_dst`` it has exactly
+    that many frames; output frames past the last input frame hold it.
+    """
+    if n_dst is None:
+        n_dst = int(np.floor((n_src - 1) / src_fps * dst_fps + 1e-6)) + 1
+    t = np.minimum(np.arange(n_dst) / dst_fps * src_fps, n_src - 1)
     i0 = np.clip(np.floor(t).astype(int), 0, n_src - 1)
     i1 = np.clip(i0 + 1, 0, n_src - 1)
     return i0, i1, t - i0
 
 
-def resample_rotations(quats: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
-    """Resample (T, ..., 4) quaternions from ``src_fps`` to ``dst_fps`` by slerp, keeping the same duration."""
-    i0, i1, frac = _resample_frames(quats.shape[0], src_fps, dst_fps)
+def resample_rotations(quats: np.ndarray, src_fps: float, dst_fps: float, n_dst: int | None = None) -> np.ndarray:
+    """Resample (T, ..., 4) quaternions from ``src_fps`` to ``dst_fps`` by slerp (frame count: see ``_resample_frames``)."""
+    i0, i1, frac = _resample_frames(quats.shape[0], src_fps, dst_fps, n_dst)
     return quat_slerp(quats[i0], quats[i1], frac.reshape((-1,) + (1,) * (quats.ndim - 2)))
 
 
-def resample_linear(values: np.ndarray, src_fps: float, dst_fps: float) -> np.ndarray:
+def resample_linear(values: np.ndarray, src_fps: float, dst_fps: float, n_dst: int | None = None) -> np.ndarray:
     """Resample (T, ...) values linearly, matching :func:`resample_rotations`' frame times."""
-    i0, i1, frac = _resample_frames(values.shape[0], src_fps, dst_fps)
+    i0, i1, frac = _resample_frames(values.shape[0], src_fps, dst_fps, n_dst)
     frac = frac.reshape((-1,) + (1,) * (values.ndim - 1))
     return values[i0] * (1 - frac) + values[i1] * frac

@@ -57,6 +57,13 @@ class TrainConfig:
     """Shortest crop, frames."""
     max_frames: int = 100
     """Longest crop, frames (random crops of longer clips)."""
+    crop_from_start: bool = True
+    """Crops of clips that fit in ``max_frames`` start at the clip's first frame. A text says nothing about where
+    in a walk cycle a random crop begins; from random starts the text branch can only learn the average over
+    phases — a still pose carried along the root path. Anchored crops keep the phase a function of the text and
+    the latent. Longer clips are cropped at a random start either way."""
+    full_clip_prob: float = 0.5
+    """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
     kl_weight: float = 1e-5
     """Weight of each of the four KL terms."""
     latent_weight: float = 1e-5
@@ -168,7 +175,7 @@ def temos_losses(model: Temos, text_feats, text_mask, motion, mask, cfg: TrainCo
 
 # ------------------------------------------------------------------------------------------------ data
 class ClipBatcher:
-    """Random weighted batches of random crops, drawn from one seeded generator per process."""
+    """Random weighted batches of crops (see ``crop_from_start``), drawn from one seeded generator per process."""
 
     def __init__(self, clips: list[dict], cfg: TrainConfig, generator: torch.Generator):
         self.clips = [c for c in clips if c["features"].shape[0] >= cfg.min_frames]
@@ -185,8 +192,12 @@ class ClipBatcher:
         for i in idx:
             c = self.clips[i]
             n = c["features"].shape[0]
-            length = int(torch.randint(self.cfg.min_frames, min(n, self.cfg.max_frames) + 1, (1,), generator=self.g))
-            start = int(torch.randint(0, n - length + 1, (1,), generator=self.g))
+            longest = min(n, self.cfg.max_frames)
+            length = int(torch.randint(self.cfg.min_frames, longest + 1, (1,), generator=self.g))
+            if float(torch.rand((), generator=self.g)) < self.cfg.full_clip_prob:
+                length = longest
+            anchored = self.cfg.crop_from_start and n <= self.cfg.max_frames
+            start = 0 if anchored else int(torch.randint(0, n - length + 1, (1,), generator=self.g))
             crops.append(c["crop"](start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])
         lengths = torch.tensor([x.shape[0] for x in crops])
@@ -254,9 +265,11 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 @torch.no_grad()
 def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: TrainConfig, device) -> dict[str, float]:
-    """Reconstruction error of the mean text latent (fact 0) and of the motion latent on fixed val crops."""
+    """Reconstruction error of the mean text latent (fact 0) and of the motion latent on fixed val crops, and
+    how much the text-decoded features change from frame to frame relative to the real ones
+    (``val_change_ratio``: ≈ 0 for a still pose, ≈ 1 for motion as lively as the data)."""
     model.eval()
-    rec_t, rec_m, n = 0.0, 0.0, 0
+    rec_t, rec_m, n, change_pred, change_true = 0.0, 0.0, 0, 0.0, 0.0
     for i in range(0, len(clips), 64):
         chunk = clips[i : i + 64]
         feats = [c["crop"](0, min(c["features"].shape[0], cfg.max_frames)) for c in chunk]
@@ -265,15 +278,20 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
         for j, f in enumerate(feats):
             motion[j, : f.shape[0]] = f
         mask = lengths_to_mask(lengths).to(device)
-        motion = motion.to(device)
+        motion = model.normalize(motion.to(device)) * mask[..., None]  # the space the losses are in
         tf, tm = texts.batch([c["texts"][0] for c in chunk])
         mu_t, _ = model.encode_text(tf.to(device), tm.to(device))
         mu_m, _ = model.encode_motion(motion, mask)
-        rec_t += masked_smooth_l1(model.decode(mu_t, mask), motion, mask).item() * len(chunk)
+        from_text = model.decode(mu_t, mask)
+        rec_t += masked_smooth_l1(from_text, motion, mask).item() * len(chunk)
         rec_m += masked_smooth_l1(model.decode(mu_m, mask), motion, mask).item() * len(chunk)
+        both = (mask[:, 1:] & mask[:, :-1])[..., None]
+        change_pred += ((from_text[:, 1:] - from_text[:, :-1]).abs() * both).sum().item()
+        change_true += ((motion[:, 1:] - motion[:, :-1]).abs() * both).sum().item()
         n += len(chunk)
     model.train()
-    return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1)}
+    return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1),
+            "val_change_ratio": change_pred / max(change_true, 1e-9)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

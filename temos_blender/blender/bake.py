@@ -183,22 +183,26 @@ def _write_fcurve(fcurve: bpy.types.FCurve, frames: np.ndarray, values: np.ndarr
 
 
 def resampled(curves: TakeCurves, scene_fps: float) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], int]:
-    """Rotations (continuous signs) and locations at ``scene_fps``; returns them and the new frame count."""
+    """Rotations (continuous signs) and locations at ``scene_fps``; returns them and the new frame count.
+
+    A take of T frames at ``curves.fps`` lasts T / fps seconds, so it gets round(T / fps · scene_fps) frames: a
+    4 s take is 120 frames at 30 fps, as the animator asked (the last fraction of a model frame holds its pose).
+    """
+    same_rate = np.isclose(curves.fps, scene_fps)
+    lengths = [len(v) for v in (*curves.rotations.values(), *curves.locations.values())]
+    n = lengths[0] if lengths and same_rate else int(round(lengths[0] / curves.fps * scene_fps)) if lengths else 0
     names = list(curves.rotations)
     rots = {}
-    n = 0
     if names:
         q = np.stack([np.asarray(curves.rotations[b], dtype=np.float64) for b in names], axis=1)  # (T, B, 4)
-        if not np.isclose(curves.fps, scene_fps):
-            q = resample_rotations(q, curves.fps, scene_fps)
+        if not same_rate:
+            q = resample_rotations(q, curves.fps, scene_fps, n)
         q = _continuous_quats(quat_normalize(q))
         rots = {b: q[:, i] for i, b in enumerate(names)}
-        n = q.shape[0]
     locs = {}
     for b, v in curves.locations.items():
         v = np.asarray(v, dtype=np.float64)
-        locs[b] = v if np.isclose(curves.fps, scene_fps) else resample_linear(v, curves.fps, scene_fps)
-        n = locs[b].shape[0]
+        locs[b] = v if same_rate else resample_linear(v, curves.fps, scene_fps, n)
     return rots, locs, n
 
 

@@ -66,14 +66,14 @@ def _curve(compat, action, path, index):
 
 
 def test_action_keys_every_scene_frame_from_the_start_frame(bake, compat, rig):
-    curves = _curves(bake, frames=26, fps=12.5)  # 2 s of motion
+    curves = _curves(bake, frames=26, fps=12.5)  # 26 frames of 80 ms: 2.08 s of motion
 
     action, _slot = bake.write_action(rig, "take", curves, scene_fps=25.0, start_frame=7)
 
     quat_curve = _curve(compat, action, 'pose.bones["arm"].rotation_quaternion', 0)
     keys = _keys(quat_curve)
-    assert len(keys) == 51  # 2 s at 25 fps, both ends included
-    assert keys[0, 0] == 7 and keys[-1, 0] == 57
+    assert len(keys) == 52  # 2.08 s at 25 fps, as Blender counts frames: 1..120 at 30 fps is 4 s
+    assert keys[0, 0] == 7 and keys[-1, 0] == 58
     assert np.all(np.diff(keys[:, 0]) == 1)
     assert {kp.interpolation for kp in quat_curve.keyframe_points} == {"LINEAR"}
     loc = _keys(_curve(compat, action, 'pose.bones["root"].location', 2))
@@ -164,7 +164,7 @@ def test_generation_puts_each_take_on_its_own_track_with_one_strip_at_the_start_
     assert [t.mute for t in tracks] == [False, True, True]
     for i, track in enumerate(tracks):
         (strip,) = track.strips
-        assert (strip.frame_start, strip.frame_end) == (10.0, 60.0)
+        assert (strip.frame_start, strip.frame_end) == (10.0, 61.0)  # 26 frames at 12.5 fps = 2.08 s = 52 frames at 25
         assert strip.action.name == track.name and bake.TakeMetadata.read(strip.action).seed == i
     assert [t.metadata.take_number for t in bake.takes_of(rig)] == [1, 2, 3]
     assert rig.animation_data.action is None

@@ -65,8 +65,8 @@ def _all_keys(compat, action):
     return {(fc.data_path, fc.array_index): _keys(fc) for fc in compat.fcurves_of(action)}
 
 
-# 2 s at the model's 12.5 fps is 25 frames (24 intervals = 1.92 s); at the scene's 24 fps that is 47 frames.
-EXPECTED_FRAMES = 47
+# 2 s at the model's 12.5 fps is 25 frames; at the scene's 24 fps a 2 s take is 48 frames.
+EXPECTED_FRAMES = 48
 
 
 def _check_takes(temos, obj, n, bones, start=5):

@@ -104,3 +104,21 @@ def test_ddp_with_two_cpu_processes_trains_and_exports(tmp_path):
     assert (tmp_path / "ddp_export" / "model.safetensors").is_file()
     state = json.loads(torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["state"])
     assert state["step"] == 6
+
+
+def test_crops_of_clips_that_fit_start_at_the_first_frame_and_long_clips_are_cropped_anywhere():
+    from temos_blender.train import ClipBatcher, TrainConfig
+
+    def clip(n: int) -> dict:
+        f = torch.arange(n, dtype=torch.float32)[:, None].repeat(1, 3) + 1  # row i holds i + 1: 0 is padding
+        return {"features": f, "texts": ["t"], "weight": 1.0, "crop": lambda s, k, f=f: f[s : s + k]}
+
+    cfg = TrainConfig(model={}, min_frames=4, max_frames=20)
+    _, short, mask = ClipBatcher([clip(15)], cfg, torch.Generator().manual_seed(0)).sample(64)
+    assert (short[:, 0, 0] == 1).all(), "a clip that fits must be cropped from its first frame"
+    assert mask.sum(1).max() == 15 and mask.sum(1).min() < 15, "lengths vary, the whole clip included"
+    _, long, mask = ClipBatcher([clip(60)], cfg, torch.Generator().manual_seed(0)).sample(64)
+    assert mask.sum(1).max() <= 20 and len(set(long[:, 0, 0].tolist())) > 5, "long clips: random starts"
+    cfg_random = TrainConfig(model={}, min_frames=4, max_frames=20, crop_from_start=False)
+    _, anywhere, _ = ClipBatcher([clip(15)], cfg_random, torch.Generator().manual_seed(0)).sample(64)
+    assert (anywhere[:, 0, 0] > 1).any()
