@@ -57,6 +57,11 @@ class TrainConfig:
     """Shortest crop, frames."""
     max_frames: int = 100
     """Longest crop, frames (random crops of longer clips)."""
+    motion_noise_ramp: tuple[int, int] = (0, 0)
+    """Steps (a, b): the motion latent is decoded without sampling noise until step a, with the paper's full noise
+    from step b, linearly in between. At the start the posterior σ is ≈ 1 against |μ| ≈ 1 per dimension, so a
+    sampled motion latent cannot carry the phase of a gait; the decoder then settles on the phase average (a still
+    pose) and stays there. A noise-free start lets it learn to use the latent first. (0, 0) = the paper."""
     crop_from_start: bool = True
     """Crops of clips that fit in ``max_frames`` start at the clip's first frame. A text says nothing about where
     in a walk cycle a random crop begins; from random starts the text branch can only learn the average over
@@ -151,16 +156,40 @@ def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     return (loss * mask).sum() / mask.sum()
 
 
-def temos_losses(model: Temos, text_feats, text_mask, motion, mask, cfg: TrainConfig) -> dict[str, torch.Tensor]:
-    """All of TEMOS' training terms for one batch; ``motion`` is normalised (B, T, nfeats)."""
-    mu_t, logvar_t = model.encode_text(text_feats, text_mask)
-    mu_m, logvar_m = model.encode_motion(motion, mask)
-    z_t = mu_t + torch.exp(0.5 * logvar_t) * torch.randn_like(mu_t)
-    z_m = mu_m + torch.exp(0.5 * logvar_m) * torch.randn_like(mu_m)
-    # Both reconstructions in one decoder pass (B→2B).
-    decoded = model.decode(torch.cat([z_t, z_m]), torch.cat([mask, mask]))
-    rec_t = masked_smooth_l1(decoded[: len(z_t)], motion, mask)
-    rec_m = masked_smooth_l1(decoded[len(z_t) :], motion, mask)
+class TrainingPass(torch.nn.Module):
+    """One forward pass of training: both encoders, the sampled latents, both reconstructions in one decoder call.
+
+    A module of its own so that DistributedDataParallel wraps the forward that training runs (DDP only syncs
+    gradients of a backward that follows its own forward).
+    """
+
+    def __init__(self, model: Temos):
+        super().__init__()
+        self.model = model
+
+    def forward(self, text_feats, text_mask, motion, mask, motion_noise: float = 1.0) -> dict[str, torch.Tensor]:
+        m = self.model
+        mu_t, logvar_t = m.encode_text(text_feats, text_mask)
+        mu_m, logvar_m = m.encode_motion(motion, mask)
+        z_t = mu_t + torch.exp(0.5 * logvar_t) * torch.randn_like(mu_t)
+        z_m = mu_m + motion_noise * torch.exp(0.5 * logvar_m) * torch.randn_like(mu_m)
+        decoded = m.decode(torch.cat([z_t, z_m]), torch.cat([mask, mask]))  # both reconstructions, B → 2B
+        return {"mu_t": mu_t, "logvar_t": logvar_t, "mu_m": mu_m, "logvar_m": logvar_m, "z_t": z_t, "z_m": z_m,
+                "from_text": decoded[: len(z_t)], "from_motion": decoded[len(z_t) :]}  # fmt: skip
+
+
+def temos_losses(
+    training_pass, text_feats, text_mask, motion, mask, cfg: TrainConfig, motion_noise: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """All of TEMOS' training terms for one batch; ``motion`` is normalised (B, T, nfeats).
+
+    ``training_pass`` is a :class:`TrainingPass` (or its DDP wrapper). ``motion_noise`` scales the sampling noise
+    of the motion latent (1 = the paper; see ``TrainConfig.motion_noise_ramp``).
+    """
+    o = training_pass(text_feats, text_mask, motion, mask, motion_noise)
+    rec_t = masked_smooth_l1(o["from_text"], motion, mask)
+    rec_m = masked_smooth_l1(o["from_motion"], motion, mask)
+    mu_t, logvar_t, mu_m, logvar_m = o["mu_t"], o["logvar_t"], o["mu_m"], o["logvar_m"]
     zeros = torch.zeros_like(mu_t)
     kl = (
         kl_normal(mu_t, logvar_t, zeros, zeros)
@@ -168,7 +197,7 @@ def temos_losses(model: Temos, text_feats, text_mask, motion, mask, cfg: TrainCo
         + kl_normal(mu_t, logvar_t, mu_m, logvar_m)
         + kl_normal(mu_m, logvar_m, mu_t, logvar_t)
     )
-    latent = F.smooth_l1_loss(z_t, z_m)
+    latent = F.smooth_l1_loss(o["z_t"], o["z_m"])
     total = rec_t + rec_m + cfg.kl_weight * kl + cfg.latent_weight * latent
     return {"total": total, "rec_text": rec_t, "rec_motion": rec_m, "kl": kl, "latent": latent}
 
@@ -359,7 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         state = json.loads(ckpt["state"])
         if args.renormalize:
             set_normalisation()
-    net = torch.nn.parallel.DistributedDataParallel(model) if distributed else model
+    net = TrainingPass(model)
+    if distributed:
+        net = torch.nn.parallel.DistributedDataParallel(net)
     batcher = ClipBatcher(train_clips, cfg, gen)
 
     def save_last() -> None:
@@ -414,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         batch_texts, motion, mask = batcher.sample(cfg.batch_size)
         tf, tm = texts.batch(batch_texts)
         motion = model.normalize(motion.to(device)) * mask.to(device)[..., None]
-        losses = temos_losses(net.module if distributed else net, tf.to(device), tm.to(device), motion, mask.to(device), cfg)
+        a, b = cfg.motion_noise_ramp
+        noise = 1.0 if step >= b else 0.0 if step <= a else (step - a) / (b - a)
+        losses = temos_losses(net, tf.to(device), tm.to(device), motion, mask.to(device), cfg, motion_noise=noise)
         opt.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -452,6 +485,12 @@ def main(argv: list[str] | None = None) -> int:
             save_model(source, args.export, half=True)
         print(json.dumps({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 1), "best_val_rec_text": state["best"]}))
     if distributed:
+        # Every replica must hold the same weights: a forward that bypasses DDP would let them drift apart silently.
+        checksum = sum(p.detach().double().sum().item() for p in model.parameters())
+        checksums = [None] * dist.get_world_size()
+        dist.all_gather_object(checksums, checksum)
+        if len(set(checksums)) != 1:
+            raise RuntimeError(f"DDP replicas diverged: parameter checksums {checksums}")
         dist.barrier()  # no rank tears the group down while another is still exporting
         dist.destroy_process_group()
     return 0
