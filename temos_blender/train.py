@@ -69,6 +69,10 @@ class TrainConfig:
     the latent. Longer clips are cropped at a random start either way."""
     full_clip_prob: float = 0.5
     """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
+    velocity_weight: float = 0.0
+    """Weight of an extra SmoothL1 between the frame-to-frame differences of the reconstructions and of the data
+    (both branches); 0 = the paper. The pose term alone rewards the phase-average pose long before it rewards
+    getting the motion's timing right; this term pays for the timing directly."""
     kl_weight: float = 1e-5
     """Weight of each of the four KL terms."""
     latent_weight: float = 1e-5
@@ -199,7 +203,14 @@ def temos_losses(
     )
     latent = F.smooth_l1_loss(o["z_t"], o["z_m"])
     total = rec_t + rec_m + cfg.kl_weight * kl + cfg.latent_weight * latent
-    return {"total": total, "rec_text": rec_t, "rec_motion": rec_m, "kl": kl, "latent": latent}
+    out = {"total": total, "rec_text": rec_t, "rec_motion": rec_m, "kl": kl, "latent": latent}
+    if cfg.velocity_weight:
+        both = mask[:, 1:] & mask[:, :-1]
+        vel = sum(masked_smooth_l1(x[:, 1:] - x[:, :-1], motion[:, 1:] - motion[:, :-1], both)
+                  for x in (o["from_text"], o["from_motion"]))  # fmt: skip
+        out["total"] = total + cfg.velocity_weight * vel
+        out["velocity"] = vel
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ data

@@ -122,3 +122,24 @@ def test_crops_of_clips_that_fit_start_at_the_first_frame_and_long_clips_are_cro
     cfg_random = TrainConfig(model={}, min_frames=4, max_frames=20, crop_from_start=False)
     _, anywhere, _ = ClipBatcher([clip(15)], cfg_random, torch.Generator().manual_seed(0)).sample(64)
     assert (anywhere[:, 0, 0] > 1).any()
+
+
+def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
+    from temos_blender.train import TrainConfig, temos_losses
+
+    motion = torch.cumsum(torch.randn(2, 10, 6), dim=1)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    mask[1, 7:] = False
+    still = motion[:, :1].expand_as(motion).clone()
+
+    def fake_pass(from_text, from_motion):
+        zeros = torch.zeros(2, 4)
+        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
+                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
+
+    cfg = TrainConfig(model={}, velocity_weight=2.0)
+    exact = temos_losses(fake_pass(motion, motion), None, None, motion, mask, cfg)
+    assert exact["velocity"] == 0 and exact["total"] == 0
+    frozen = temos_losses(fake_pass(motion, still), None, None, motion, mask, cfg)
+    assert frozen["velocity"] > 0 and frozen["total"] == pytest.approx(frozen["rec_motion"] + 2.0 * frozen["velocity"])
+    assert "velocity" not in temos_losses(fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
