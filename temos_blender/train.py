@@ -346,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
     parser.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this process (resume later)")
+    parser.add_argument("--init-from", default=None,
+                        help="start from the weights of this model folder (e.g. the bundled model) with a fresh "
+                             "optimizer and step 0; ignored when --resume finds OUT/last.pt")
     parser.add_argument("--renormalize", action="store_true",
                         help="on --resume, take the normalisation from the current data instead of the checkpoint")
     parser.add_argument("--data", default=None, help="data cache .npz (default: build/read the pipeline's cache)")
@@ -390,6 +393,16 @@ def main(argv: list[str] | None = None) -> int:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     state = {"step": 0, "best": float("inf"), "elapsed_s": 0.0, "history": []}
+    if args.init_from and not (args.resume and (out / "last.pt").is_file()):
+        from .core.weights import load_model
+
+        start = load_model(args.init_from)
+        if asdict(start.cfg) != asdict(mcfg):
+            differ = sorted(k for k, v in asdict(mcfg).items() if asdict(start.cfg).get(k) != v)
+            raise SystemExit(f"--init-from {args.init_from}: its config differs from {args.config} in {differ}")
+        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+        if args.renormalize:
+            set_normalisation()
     if args.resume and (out / "last.pt").is_file():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
         model.load_state_dict(ckpt["model"])

@@ -143,3 +143,16 @@ def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     frozen = temos_losses(fake_pass(motion, still), None, None, motion, mask, cfg)
     assert frozen["velocity"] > 0 and frozen["total"] == pytest.approx(frozen["rec_motion"] + 2.0 * frozen["velocity"])
     assert "velocity" not in temos_losses(fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
+
+
+@pytest.mark.slow
+def test_init_from_a_model_folder_starts_from_its_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    common = ["--config", str(TINY), "--data", str(data)]
+    assert main([*common, "--out", str(tmp_path / "first"), "--export", str(tmp_path / "exported")]) == 0
+    assert main([*common, "--out", str(tmp_path / "second"), "--init-from", str(tmp_path / "exported"), "--max-steps", "0"]) == 0
+    start = load_model(tmp_path / "exported").state_dict()
+    second = _state(tmp_path / "second")
+    for k, v in start.items():
+        torch.testing.assert_close(second[k], v.float(), rtol=0, atol=0, msg=k)
