@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train eval bench demo
+.PHONY: venv test lint build data train train-more eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -56,6 +56,11 @@ data: venv
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume \
 		--export vendor_models/temos-cmu-kitml
+
+## train-more: another round of training that starts from the bundled weights (fresh optimizer), then exports
+train-more: data
+	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/more --resume \
+		--init-from vendor_models/temos-cmu-kitml --export vendor_models/temos-cmu-kitml
 
 ## eval: evaluate the bundled model against baselines; writes docs/EVALUATION.md
 eval: data

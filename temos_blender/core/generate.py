@@ -9,7 +9,9 @@ All takes of a request are decoded in one batch. Take ``i`` draws its latent fro
 
 from __future__ import annotations
 
+import numbers
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +35,8 @@ class GenerateRequest:
     """What to generate."""
 
     prompt: str
-    """Free English text describing the motion."""
+    """Free English text describing the motion. Control characters count as spaces; the text model reads the first
+    ``MAX_TOKENS`` (128) tokens of a longer prompt. Any script is accepted (the tokenizer decides what it knows)."""
     duration_s: float = 5.0
     """Length of every take, seconds."""
     n_takes: int = 4
@@ -44,18 +47,42 @@ class GenerateRequest:
     """Latent sampling factor: 0 gives the mean motion (all takes equal), 1 the trained spread."""
 
     def validated(self, min_s: float, max_s: float) -> GenerateRequest:
-        prompt = " ".join(self.prompt.split())
+        """A copy with the prompt's whitespace collapsed and numbers as plain int/float; a :class:`PromptError` naming
+        the field when one is unusable (NaN and infinity included)."""
+        if not isinstance(self.prompt, str):
+            raise PromptError(f"The prompt must be text; got {type(self.prompt).__name__}.")
+        prompt = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in self.prompt).split())
         if not prompt:
             raise PromptError("The prompt is empty.", "Type what the character should do, e.g. 'a person walks forward and waves'.")
-        if not (min_s <= self.duration_s <= max_s):
-            raise PromptError(f"Duration must be between {min_s:g} and {max_s:g} s; got {self.duration_s:g}.")
-        if not (1 <= self.n_takes <= MAX_TAKES):
-            raise PromptError(f"Number of takes must be between 1 and {MAX_TAKES}; got {self.n_takes}.")
-        if not (0.0 <= self.diversity <= 3.0):
-            raise PromptError(f"Diversity must be between 0 and 3; got {self.diversity:g}.")
-        if not (0 <= self.seed < 2**31):
-            raise PromptError(f"Seed must be between 0 and {2**31 - 1}; got {self.seed}.")
-        return GenerateRequest(prompt, float(self.duration_s), int(self.n_takes), int(self.seed), float(self.diversity))
+        duration_s = _number("Duration", self.duration_s)
+        if not (min_s <= duration_s <= max_s):
+            raise PromptError(f"Duration must be between {min_s:g} and {max_s:g} s; got {duration_s:g}.")
+        n_takes = _whole_number("Number of takes", self.n_takes)
+        if not (1 <= n_takes <= MAX_TAKES):
+            raise PromptError(f"Number of takes must be between 1 and {MAX_TAKES}; got {n_takes}.")
+        diversity = _number("Diversity", self.diversity)
+        if not (0.0 <= diversity <= 3.0):
+            raise PromptError(f"Diversity must be between 0 and 3; got {diversity:g}.")
+        seed = _whole_number("Seed", self.seed)
+        _check_seed(seed)
+        return GenerateRequest(prompt, duration_s, n_takes, seed, diversity)
+
+
+def _number(field: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise PromptError(f"{field} must be a number; got {value!r}.")
+    return float(value)
+
+
+def _whole_number(field: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer():
+        raise PromptError(f"{field} must be a whole number; got {value!r}.")
+    return int(value)
+
+
+def _check_seed(seed: int) -> None:
+    if not (0 <= seed < 2**31):
+        raise PromptError(f"Seed must be between 0 and {2**31 - 1}; got {seed}.")
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -143,7 +170,14 @@ class TemosGenerator:
     ) -> list[Take]:
         """Sample ``request.n_takes`` takes (or one per entry of ``seeds``). Raises :class:`Cancelled` when stopped."""
         req = request.validated(self.cfg.min_duration_s, self.cfg.max_duration_s)
-        seeds = list(seeds) if seeds is not None else [req.seed + i for i in range(req.n_takes)]
+        if seeds is None:
+            seeds = [req.seed + i for i in range(req.n_takes)]
+        else:
+            seeds = [_whole_number("Seed", s) for s in seeds]
+            if not 1 <= len(seeds) <= MAX_TAKES:
+                raise PromptError(f"Number of takes must be between 1 and {MAX_TAKES}; got {len(seeds)} seeds.")
+            for s in seeds:
+                _check_seed(s)
         total = len(STAGES)
 
         def step(i: int) -> None:
