@@ -112,7 +112,7 @@ def test_a_missing_model_folder_is_reported_by_the_worker(tmp_path):
     final = worker_client.ProcessJob(_plan(tmp_path / "nowhere"), python=sys.executable).run_blocking()
 
     assert isinstance(final, jobs.Failed)
-    assert "has no config.json" in final.message
+    assert "does not exist" in final.message
 
 
 def test_cancelling_ends_the_job_as_cancelled_and_the_worker_serves_the_next_one(tiny_model_dir):

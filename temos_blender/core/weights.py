@@ -7,7 +7,9 @@ computed in float32.
 from __future__ import annotations
 
 import json
+import math
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -27,18 +29,79 @@ def bundled_model_folder() -> Path | None:
     return None
 
 
+REQUIRED_CONFIG_KEYS = ("latent_dim", "ff_size", "num_layers", "num_heads", "nfeats", "fps", "text_model", "text_dim")
+"""Keys config.json must state: they decide the network's shapes, its heads and its inputs, so a default would only
+hide a mismatch (the official TEMOS YAML lost its head count that way). The other keys default."""
+
+
+def _config_value_problem(name: str, value, default) -> str:
+    """Why ``value`` cannot be the config field ``name`` whose default is ``default`` (empty when it can)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        ok = type(value) is type(default)
+    elif isinstance(default, int):
+        ok = isinstance(value, int)
+    elif isinstance(default, float):
+        ok = isinstance(value, int | float) and math.isfinite(value)
+    else:
+        ok = isinstance(value, type(default))
+    kind = {int: "a whole number", float: "a finite number", str: "text"}.get(type(default), type(default).__name__)
+    return "" if ok else f"config.json key {name!r} must be {kind}; got {value!r}."
+
+
 def read_config(folder: str | os.PathLike) -> TemosConfig:
-    path = Path(folder) / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"Model folder '{folder}' has no config.json.", "Choose a folder made by training or by the converter.")
+    """``folder/config.json`` as a :class:`TemosConfig`; a :class:`CheckpointError` saying what is wrong with it."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise CheckpointError(
+            f"Model folder '{folder}' does not exist.", "Choose a folder with config.json and model.safetensors."
+        )
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"Model folder '{folder}' is not a folder.", "Choose a folder with config.json and model.safetensors."
+        )
+    path = folder / "config.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"Model folder '{folder}' has no config.json.", "Choose a folder made by training or by the converter."
+        ) from None
+    except PermissionError:
+        raise CheckpointError(
+            f"Cannot read {path}: permission denied.", "Give your user read access to the model folder."
+        ) from None
+    except UnicodeDecodeError:
+        raise CheckpointError(
+            f"{path} is not valid JSON: it is not UTF-8 text.", "Fix or regenerate config.json."
+        ) from None
+    except OSError as e:
+        raise CheckpointError(f"Cannot read {path}: {e.strerror or e}.") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}.") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(
+            f"{path} must hold a JSON object of settings; got a {type(data).__name__}.",
+            "Fix or regenerate config.json.",
+        )
     try:
-        return TemosConfig.from_dict(data)
+        cfg = TemosConfig.from_dict(data)  # unknown keys first: a misspelled key also looks like a missing one
     except TypeError as e:
         raise CheckpointError(str(e), "Fix or regenerate config.json.") from None
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in data]
+    if missing:
+        raise CheckpointError(
+            f"{path} lacks the required key {missing[0]!r}"
+            + (f" (and {', '.join(map(repr, missing[1:]))})" if missing[1:] else "")
+            + ".",
+            "Regenerate config.json with the model (training and the converter write every key).",
+        )
+    for f in fields(TemosConfig):
+        problem = _config_value_problem(f.name, getattr(cfg, f.name), f.default)
+        if problem:
+            raise CheckpointError(problem, "Fix or regenerate config.json.")
+    return cfg
 
 
 def save_model(model: Temos, folder: str | os.PathLike, half: bool = False) -> Path:
@@ -71,6 +134,17 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
         state = load_file(str(path))
     except (SafetensorError, OSError) as e:
         raise CheckpointError(f"Cannot read {path}: {e}.", "The file is damaged or not a safetensors file.") from None
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            raise CheckpointError(
+                f"{path}: tensor {name!r} is {str(tensor.dtype).removeprefix('torch.')}; weights must be floating point.",
+                "The file was not written by this project; convert the checkpoint again.",
+            )
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(
+                f"{path}: tensor {name!r} holds NaN or infinite values.",
+                "The weights are damaged; train or convert again.",
+            )
     model = Temos(cfg)
     state = {k: v.float() for k, v in state.items()}
     try:
