@@ -43,6 +43,8 @@ PROMPT = "a person walks forward, turns around and waves with the right hand"
 TICK_S = 0.010
 GAP_GOAL_MS = 50.0
 SPEEDUP_GOAL = 20.0
+BAKED_GOAL_MS = 200.0
+MEMORY_GOAL_MB = 600.0
 EXTENSION = "bl_ext.user_default.temos_blender"
 
 CHILD_GENERATION = """
@@ -111,6 +113,15 @@ def install_addon(tmp: Path):
     blender = importlib.import_module(EXTENSION + ".blender")
     importlib.import_module(EXTENSION + ".blender.rig_io")
     return blender
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (the Blender process here), MB; NaN where /proc is absent."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return float("nan")
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
 # 1. main-thread gaps ------------------------------------------------------------------------------------------
@@ -283,20 +294,49 @@ def bake_speed(blender, rig, takes: int = 4, frames: int = 200, runs: int = 5) -
     clear()
     fast_s = timed(fast, runs)
     slow_s = timed(keyframe_insert, max(1, runs // 2))
+    tracks_s = timed(lambda: nla_only(bake, rig, takes), runs)
     curves = takes * (4 * len(bones) + 3)
     return {
         "takes": takes, "bones": len(bones), "frames": frames, "curves": curves,
         "fast_ms": statistics.median(fast_s) * 1e3, "slow_ms": statistics.median(slow_s) * 1e3,
-        "fast_runs": len(fast_s), "slow_runs": len(slow_s),
+        "nla_ms": statistics.median(tracks_s) * 1e3, "fast_runs": len(fast_s), "slow_runs": len(slow_s),
     }  # fmt: skip
+
+
+def nla_only(bake, rig, takes: int) -> None:
+    """The NLA side of a bake alone: one action with a slot, a track and a strip per take, no keys."""
+    with bake.GenerationBake(rig, scene_fps=25.0, start_frame=1) as generation:
+        for i in range(takes):
+            meta = bake.TakeMetadata(PROMPT, i, 1.0, 8.0, "bench", "0", i + 1, "bench")
+            generation.add(bake.TakeCurves(25.0, {}, {}), meta, mute=i > 0)
+        generation.commit()
+
+
+def memory_and_soak(blender, rig, n: int, takes: int, duration: float) -> dict:
+    """RSS after each of ``n`` warm generations (takes deleted after each), and the datablocks left over."""
+    import bpy
+
+    def counts() -> dict:
+        return {k: len(getattr(bpy.data, k)) for k in ("actions", "objects", "meshes", "armatures", "materials")}
+
+    before = counts()
+    rss, walls = [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        generation_gaps(blender, rig, takes, duration)
+        walls.append(time.perf_counter() - t0)
+        rss.append(rss_mb())
+    return {"n": n, "rss_mb": rss, "wall_s": statistics.median(walls), "leftover": {
+        k: v - before[k] for k, v in counts().items() if v != before[k]}}  # fmt: skip
 
 
 # report ---------------------------------------------------------------------------------------------------------
 
 
 def render(
-    info: dict, model: str, args, idle: dict, cold: dict, warm: list[dict], child: dict, labels: list[str], speed: dict
-) -> str:
+    info: dict, model: str, args, idle: dict, cold: dict, warm: list[dict], child: dict, labels: list[str],
+    speeds: list[dict], memory: dict, soak: dict,
+) -> str:  # fmt: skip
     load = info["load"]
     busy = load is not None and load[0] > 0.5 * (info["cores"] or 1)
     worst_warm = max(w["max_ms"] for w in warm)
@@ -360,16 +400,42 @@ def render(
         + " The cold run's long gap is the worker's first `import torch`: loading PyTorch's C extension holds the GIL, "
         "once per Blender session.",
         "",
-        f"### Bake: {speed['takes']} takes × {speed['bones']} bones × {speed['frames']} frames",
+        "### Bake: takes × 22 bones × 200 frames",
         "",
-        f"{speed['curves']} F-curves (a quaternion per bone and the root location). Median of {speed['fast_runs']} "
-        f"runs for `blender/bake.py`, {speed['slow_runs']} for the baseline, in the same process.",
+        f"A quaternion per bone and the root location per take. Medians of {speeds[0]['fast_runs']} runs for "
+        f"`blender/bake.py` and of {speeds[0]['slow_runs']} for the baseline, in the same process; *NLA only* is the "
+        "same bake with no keys (an action with its slot, a track and a strip per take).",
         "",
-        f"- `keyframe_points.add` + `foreach_set` (`GenerationBake`, with actions, tracks and strips): "
-        f"**{speed['fast_ms']:.1f} ms**",
-        f"- pose-bone `keyframe_insert` per bone and frame: **{speed['slow_ms']:.1f} ms**",
-        f"- speed-up: **{speed['slow_ms'] / speed['fast_ms']:.1f}×** (goal ≥ {SPEEDUP_GOAL:.0f}×: "
-        f"{'met' if speed['slow_ms'] / speed['fast_ms'] >= SPEEDUP_GOAL else 'not met'})",
+        "| takes | F-curves | `keyframe_points.add` + `foreach_set` ms | `keyframe_insert` ms | speed-up | NLA only ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for sp in speeds:
+        lines.append(
+            f"| {sp['takes']} | {sp['curves']} | **{sp['fast_ms']:.1f}** | {sp['slow_ms']:.1f} | "
+            f"**{sp['slow_ms'] / sp['fast_ms']:.1f}×** | {sp['nla_ms']:.1f} |"
+        )
+    worst = min(sp["slow_ms"] / sp["fast_ms"] for sp in speeds)
+    rss = soak["rss_mb"]
+    settled = rss[min(4, len(rss) - 1)]
+    added = memory["after the first generation (torch imported, model loaded)"] - memory["add-on enabled"]
+    lines += [
+        "",
+        f"Goal — speed-up ≥ {SPEEDUP_GOAL:.0f}×: lowest {worst:.1f}×, {'met' if worst >= SPEEDUP_GOAL else 'not met'}.",
+        "",
+        "### Prompt → baked takes, memory, soak",
+        "",
+        f"- Prompt → 4 takes × 8 s baked on the SMPL rig, warm (worker + main-thread bake, median of "
+        f"{soak['n']}): **{soak['wall_s'] * 1e3:.0f} ms** (goal ≤ {BAKED_GOAL_MS:.0f} ms: "
+        f"{'met' if soak['wall_s'] * 1e3 <= BAKED_GOAL_MS else 'not met'}; this includes the pump loop's "
+        f"{TICK_S * 1e3:.0f} ms wake-ups).",
+    ]
+    lines += [f"- Blender process memory (RSS), {k}: **{v:.0f} MB**" for k, v in memory.items()]
+    lines += [
+        f"- Added by the model and torch: **{added:.0f} MB** (goal ≤ {MEMORY_GOAL_MB:.0f} MB: "
+        f"{'met' if added <= MEMORY_GOAL_MB else 'not met'}).",
+        f"- Soak, {soak['n']} generations of 4 takes × 8 s, takes deleted after each: RSS after generation 5: "
+        f"{settled:.0f} MB, after {soak['n']}: {rss[-1]:.0f} MB (growth after the first few: "
+        f"{rss[-1] - settled:+.0f} MB); datablocks left over: {soak['leftover'] or 'none'}.",
         "",
     ]
     return "\n".join(lines)
@@ -392,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--takes", type=int, default=8)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--runs", type=int, default=3, help="warm generations (and bake runs)")
+    parser.add_argument("--soak", type=int, default=50, help="generations of 4 takes × 8 s for the memory soak")
     parser.add_argument("--no-write", action="store_true", help=f"print only; do not rewrite {DOC.name}")
     args = parser.parse_args(argv)
 
@@ -402,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     import bpy
 
     info["bpy"] = bpy.app.version_string
+    memory = {"blender started": rss_mb()}
     blender = install_addon(tmp)
+    memory["add-on enabled"] = rss_mb()
     prefs = bpy.context.preferences.addons[EXTENSION].preferences
     prefs.model_dir, prefs.device = str(folder), "CPU"
     bpy.ops.temos.add_smpl_armature()
@@ -414,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     idle = tick_loop(lambda: (True, "idle"), max_s=3.0)
     print("idle", json.dumps(idle))
     cold, labels = generation_gaps(blender, rig, args.takes, args.duration)
+    memory["after the first generation (torch imported, model loaded)"] = rss_mb()
     print("cold", json.dumps(cold))
     warm = []
     for _ in range(args.runs):
@@ -425,10 +495,12 @@ def main(argv: list[str] | None = None) -> int:
     info["torch_threads"] = torch.get_num_threads()
     child = child_process_gaps(blender, rig, folder, info["torch_threads"], args.takes, args.duration, args.runs)
     print("child", json.dumps(child))
-    speed = bake_speed(blender, rig, runs=max(args.runs, 3))
-    print("bake", json.dumps(speed))
+    soak = memory_and_soak(blender, rig, args.soak, 4, 8.0)
+    print("soak", json.dumps({k: v for k, v in soak.items() if k != "rss_mb"}))
+    speeds = [bake_speed(blender, rig, takes=t, runs=max(args.runs, 3)) for t in (1, 4, 16)]
+    print("bake", json.dumps(speeds))
 
-    text = render(info, model, args, idle, cold, warm, child, labels, speed)
+    text = render(info, model, args, idle, cold, warm, child, labels, speeds, memory, soak)
     print(text)
     if not args.no_write:
         write_section(text)
