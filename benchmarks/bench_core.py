@@ -25,6 +25,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "BENCHMARKS.md"
 BUNDLED = REPO / "vendor_models" / "temos-cmu-kitml"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ui import write_section  # noqa: E402
+
 BEGIN, END = "<!-- BEGIN core: written by benchmarks/bench_core.py -->", "<!-- END core -->"
 PROMPT = "a person walks forward, turns around and waves with the right hand"
 GOAL_S = 0.1
@@ -131,6 +134,25 @@ def bench_model(name: str, folder: Path, runs: int, threads: int) -> dict:
     return result
 
 
+def thread_scaling(folder: Path, runs: int, counts=(1, 2)) -> dict[int, dict]:
+    """Totals of 4 takes × 8 s and 8 takes × 10 s with each torch thread count, same process and model."""
+    import torch
+
+    from temos_blender.core.generate import GenerateRequest, TemosGenerator
+
+    gen = TemosGenerator.load(folder, device="cpu")
+    before = torch.get_num_threads()
+    out = {}
+    for n in counts:
+        torch.set_num_threads(n)
+        out[n] = {
+            (k, d): stage_medians_ms(gen, GenerateRequest(PROMPT, duration_s=d, n_takes=k, seed=0), runs)["total"]
+            for k, d in ((4, 8.0), (8, 10.0))
+        }
+    torch.set_num_threads(before)
+    return out
+
+
 def official_size_folder(tmp: Path) -> Path:
     import torch
 
@@ -206,6 +228,12 @@ def render(results: list[dict], missing_bundled: bool, info: dict, runs: int) ->
                 f"{_ms(case['sample'])} | {_ms(case['decode'])} | {_ms(case['convert'])} | **{_ms(case['total'])}** |"
             )
         lines.append("")
+        if r.get("threads"):
+            lines += ["Total per request by torch thread count (same process; wall / CPU ms):", "",
+                      "| threads | 4 takes × 8 s | 8 takes × 10 s |", "|---|---|---|"]  # fmt: skip
+            for n, t in r["threads"].items():
+                lines.append(f"| {n} | {_ms(t[(4, 8.0)])} | {_ms(t[(8, 10.0)])} |")
+            lines.append("")
     official = next((r for r in results if r["name"].startswith("Official size")), None)
     if official is not None:
         goal = next(c for c in official["cases"] if (c["n_takes"], c["duration_s"]) == (4, 8.0))["total"]
@@ -232,18 +260,6 @@ def render(results: list[dict], missing_bundled: bool, info: dict, runs: int) ->
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_section(text: str) -> None:
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    doc = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Benchmarks\n\n"
-    block = f"{BEGIN}\n{text}{END}\n"
-    if BEGIN in doc and END in doc:
-        start, stop = doc.index(BEGIN), doc.index(END) + len(END)
-        doc = doc[:start] + block.rstrip("\n") + doc[stop:]
-    else:
-        doc = doc.rstrip("\n") + "\n\n" + block
-    DOC.write_text(doc, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="warm runs per measurement (median reported)")
@@ -260,16 +276,18 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = official_size_folder(Path(tmp))
         results.append(bench_model("Official size, random weights", folder, args.runs, args.threads))
+        results[-1]["threads"] = thread_scaling(folder, args.runs)
         missing_bundled = not (BUNDLED / "config.json").is_file()
         if not missing_bundled:
             bundled, label = BUNDLED, f"Bundled model ({BUNDLED.name})"
             if not (BUNDLED / "model.safetensors").is_file():  # config only: time its size with random weights
                 bundled, label = random_weights_folder(BUNDLED, Path(tmp)), label + ", random weights"
             results.append(bench_model(label, bundled, args.runs, args.threads))
+            results[-1]["threads"] = thread_scaling(bundled, args.runs)
     text = render(results, missing_bundled, info, args.runs)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(text, BEGIN, END)
         print(f"Wrote the Core section of {DOC.relative_to(REPO)}.")
     return 0
 

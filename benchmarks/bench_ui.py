@@ -441,12 +441,13 @@ def render(
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
+def write_section(text: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the section between the ``begin`` and ``end`` markers of docs/BENCHMARKS.md (append it if absent)."""
     DOC.parent.mkdir(parents=True, exist_ok=True)
     doc = DOC.read_text(encoding="utf-8") if DOC.is_file() else "# Benchmarks\n\n"
-    block = f"{BEGIN}\n{text}{END}\n"
-    if BEGIN in doc and END in doc:
-        start, stop = doc.index(BEGIN), doc.index(END) + len(END)
+    block = f"{begin}\n{text}{end}\n"
+    if begin in doc and end in doc:
+        start, stop = doc.index(begin), doc.index(end) + len(end)
         doc = doc[:start] + block.rstrip("\n") + doc[stop:]
     else:
         doc = doc.rstrip("\n") + "\n\n" + block
