@@ -294,3 +294,30 @@ class _OperatorPropertiesRecorder:
 @pytest.fixture
 def layout_recorder():
     return LayoutRecorder()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random-weight TEMOS saved once per session: fast generations whose motions mean nothing."""
+    from tests.blender.generation_fixtures import save_tiny_model
+
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def tiny_addon(addon, addon_module_name, tiny_model_dir):
+    """The enabled add-on with its preferences on the tiny model, on CPU. ``tiny_addon.modules(names)`` imports the
+    add-on's modules by dotted name below the package (``"blender.bake"``, ``"core.generate"``)."""
+    import importlib
+
+    import bpy
+
+    prefs = bpy.context.preferences.addons[addon_module_name].preferences
+    prefs.model_dir = str(tiny_model_dir)
+    prefs.device = "CPU"
+
+    def modules(names: dict[str, str]) -> dict:
+        return {short: importlib.import_module(f"{addon.__name__}.{name}") for short, name in names.items()}
+
+    return type("TinyAddon", (), {"prefs": prefs, "module_name": addon_module_name, "modules": staticmethod(modules)})
+

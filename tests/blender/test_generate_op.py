@@ -11,7 +11,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from temos_blender.skeleton import SMPL_JOINTS  # noqa: E402
-from tests.blender.generation_fixtures import build_mixamo_rig, save_tiny_model, scene_fingerprint  # noqa: E402
+from tests.blender.generation_fixtures import build_mixamo_rig, scene_fingerprint  # noqa: E402
 
 PROMPT = "a person walks forward and waves"
 
@@ -20,22 +20,11 @@ PROMPT = "a person walks forward and waves"
 pytestmark = pytest.mark.timeout(600, method="thread")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
 @pytest.fixture
-def temos(addon, addon_module_name, tiny_model_dir):
-    """The add-on enabled, its preferences pointing at the tiny model; gives its blender modules by name."""
-    prefs = bpy.context.preferences.addons[addon_module_name].preferences
-    prefs.model_dir = str(tiny_model_dir)
-    prefs.device = "CPU"
-    modules = {
-        name: importlib.import_module(f"{addon.__name__}.blender.{name}") for name in ("ops_generate", "bake", "jobs")
-    }
-    modules["prefs"] = prefs
-    return type("Temos", (), modules)
+def temos(tiny_addon):
+    """The add-on on the tiny model; gives its blender modules by name."""
+    modules = tiny_addon.modules({n: f"blender.{n}" for n in ("ops_generate", "bake", "jobs")})
+    return type("Temos", (), {**modules, "prefs": tiny_addon.prefs})
 
 
 def _settings(prompt=PROMPT, takes=3, duration=2.0, seed=7, start=5):

@@ -4,7 +4,6 @@ are deleted, and disabling the add-on mid-generation stops the worker without ha
 
 A tiny random-weight model keeps it fast. The soak runs 10 generations; ``TEMOS_SOAK=1`` runs 50."""
 
-import importlib
 import os
 import threading
 import time
@@ -14,7 +13,7 @@ import pytest
 bpy = pytest.importorskip("bpy")
 import addon_utils  # noqa: E402  (Blender's own module: on sys.path once bpy is imported)
 
-from tests.blender.generation_fixtures import save_tiny_model, scene_fingerprint  # noqa: E402
+from tests.blender.generation_fixtures import scene_fingerprint  # noqa: E402
 
 PROMPT = "a person jumps and lands"
 
@@ -22,23 +21,14 @@ PROMPT = "a person jumps and lands"
 pytestmark = pytest.mark.timeout(600, method="thread")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
 @pytest.fixture
-def temos(addon, addon_module_name, tiny_model_dir):
-    """The add-on enabled with its preferences on the tiny model; its modules by short name."""
-    prefs = bpy.context.preferences.addons[addon_module_name].preferences
-    prefs.model_dir = str(tiny_model_dir)
-    prefs.device = "CPU"
-    names = {
+def temos(tiny_addon):
+    """The add-on on the tiny model; its modules by short name."""
+    modules = tiny_addon.modules({
         "ops_generate": "blender.ops_generate", "bake": "blender.bake", "jobs": "blender.jobs",
         "generate": "core.generate", "retargeting": "retarget.retarget",
-    }  # fmt: skip
-    modules = {short: importlib.import_module(f"{addon.__name__}.{name}") for short, name in names.items()}
-    return type("Temos", (), {**modules, "prefs": prefs, "module_name": addon_module_name})
+    })  # fmt: skip
+    return type("Temos", (), {**modules, "prefs": tiny_addon.prefs, "module_name": tiny_addon.module_name})
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 Most tests bake takes directly from made-up curves (the operators only see actions, tracks and metadata); the
 regenerate tests run the tiny model, since they must reproduce or replace a real take."""
 
-import importlib
 
 import numpy as np
 import pytest
@@ -11,24 +10,15 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from temos_blender.skeleton import SMPL_JOINTS  # noqa: E402
-from tests.blender.generation_fixtures import save_tiny_model, scene_fingerprint  # noqa: E402
+from tests.blender.generation_fixtures import scene_fingerprint  # noqa: E402
 
 PROMPT = "a person jumps twice"
 pytestmark = pytest.mark.timeout(600, method="thread")  # the regenerate tests may load the text model
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
 @pytest.fixture
-def temos(addon, addon_module_name, tiny_model_dir):
-    prefs = bpy.context.preferences.addons[addon_module_name].preferences
-    prefs.model_dir = str(tiny_model_dir)
-    prefs.device = "CPU"
-    names = ("ops_generate", "bake", "compat", "props")
-    return type("Temos", (), {n: importlib.import_module(f"{addon.__name__}.blender.{n}") for n in names})
+def temos(tiny_addon):
+    return type("Temos", (), tiny_addon.modules({n: f"blender.{n}" for n in ("ops_generate", "bake", "compat", "props")}))
 
 
 @pytest.fixture

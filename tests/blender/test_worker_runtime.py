@@ -1,7 +1,6 @@
 """The "Python Environment" preference: Generate runs in a worker process of that Python and bakes the same takes
 as the in-Blender thread does. The worker here runs this test environment's own Python (it has torch)."""
 
-import importlib
 import sys
 
 import numpy as np
@@ -9,23 +8,14 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
-from tests.blender.generation_fixtures import save_tiny_model  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600, method="thread")  # a worker imports torch and transformers: slow when busy
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    return save_tiny_model(tmp_path_factory.mktemp("tiny-model"))
-
-
 @pytest.fixture
-def addon_modules(addon, addon_module_name, tiny_model_dir):
-    prefs = bpy.context.preferences.addons[addon_module_name].preferences
-    prefs.model_dir = str(tiny_model_dir)
-    prefs.device = "CPU"
-    names = ("bake", "compat", "worker_client")
-    modules = {name: importlib.import_module(f"{addon.__name__}.blender.{name}") for name in names}
+def addon_modules(tiny_addon):
+    prefs = tiny_addon.prefs
+    modules = tiny_addon.modules({n: f"blender.{n}" for n in ("bake", "compat", "worker_client")})
     yield type("Modules", (), {**modules, "prefs": prefs})
     prefs.python_env = ""
     modules["worker_client"].shutdown()
