@@ -31,7 +31,7 @@ from bench_ui import write_section  # noqa: E402
 BEGIN, END = "<!-- BEGIN core: written by benchmarks/bench_core.py -->", "<!-- END core -->"
 PROMPT = "a person walks forward, turns around and waves with the right hand"
 GOAL_S = 0.1
-CASES = [(1, 5.0), (8, 5.0), (1, 10.0), (8, 10.0)]
+CASES = [(n, d) for n in (1, 4, 8) for d in (4.0, 8.0, 10.0)]  # includes the goal case, 4 takes × 8 s
 
 OFFICIAL_SIZE = dict(
     model_id="official-size-random", latent_dim=256, ff_size=1024, num_layers=6, num_heads=4, text_dim=384
@@ -127,7 +127,7 @@ def bench_model(name: str, folder: Path, runs: int, threads: int) -> dict:
     with torch.inference_mode():
         text = timed(lambda: gen.model.encode_text(*gen.text_model([PROMPT])), runs)
     result = {"name": name, "cfg": gen.cfg.to_dict(), "text": text, "cases": []}
-    for n, duration in CASES + [(4, 8.0)]:
+    for n, duration in CASES:
         stages = stage_medians_ms(gen, GenerateRequest(PROMPT, duration_s=duration, n_takes=n, seed=0), runs)
         result["cases"].append({"n_takes": n, "duration_s": duration, "frames": gen.num_frames(duration), **stages})
     result["cold"] = cold_start(folder, threads)
