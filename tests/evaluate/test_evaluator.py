@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ class FixedSentences:
     def training_texts(self, texts):
         out = []
         for t in texts:
-            v = np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(384)
+            v = np.random.default_rng(zlib.crc32(t.encode())).standard_normal(384)  # hash() differs per process
             out.append(v / np.linalg.norm(v))
         return np.stack(out).astype(np.float32)
 
