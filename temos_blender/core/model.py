@@ -8,8 +8,9 @@ descriptions", ECCV 2022 (arXiv 2204.14109); official code: github.com/Mathux/TE
     motion feats ─▶ MotionEncoder ─▶ N(μ_mot, σ_mot) ─┘        (training only on the motion side)
 
 Both encoders are the same "actor-agnostic" transformer: two learned tokens (μ, logσ²) are prepended to the
-embedded sequence and read back after an N-layer post-norm transformer encoder. The decoder queries T frames of
-zeros plus positional encoding, with z as the single memory token, and no causal mask.
+embedded sequence and read back after an N-layer transformer encoder (post-norm as in the paper; pre-norm is a
+config option). The decoder queries T frames of zeros plus positional encoding, with z as the single memory token,
+and no causal mask.
 
 Module and parameter names follow the official checkpoint (``textencoder.projection.1``, ``mu_token``,
 ``seqTransEncoder``, ``motiondecoder.final_layer`` …) so conversion is a renaming-free copy.
@@ -45,6 +46,11 @@ class TemosConfig:
     """Dropout inside the transformers and on the positional encoding (training only)."""
     activation: str = "gelu"
     """Feed-forward activation."""
+    norm_first: bool = False
+    """Pre-norm transformer layers (LayerNorm before attention and feed-forward, plus a final LayerNorm per stack)
+    instead of the official post-norm. Trains faster on small budgets: on 256 clips the motion autoencoder
+    reproduced 2–3× more of the frame-to-frame change at the same step and reconstruction error. Official
+    checkpoints are post-norm (False)."""
     nfeats: int = 135
     """Motion features per frame (see ``core/features.py``)."""
     fps: float = 12.5
@@ -90,11 +96,16 @@ class PositionalEncoding(nn.Module):
         return self.dropout(x + self.pe[: x.shape[1]])
 
 
+def _final_norm(cfg: TemosConfig) -> nn.LayerNorm | None:
+    return nn.LayerNorm(cfg.latent_dim) if cfg.norm_first else None
+
+
 def _encoder_stack(cfg: TemosConfig) -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(
-        cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.activation, batch_first=True
-    )
-    return nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.activation, batch_first=True,
+        norm_first=cfg.norm_first,
+    )  # fmt: skip
+    return nn.TransformerEncoder(layer, cfg.num_layers, norm=_final_norm(cfg), enable_nested_tensor=False)
 
 
 class ActorAgnosticEncoder(nn.Module):
@@ -149,9 +160,10 @@ class MotionDecoder(nn.Module):
         self.latent_dim = cfg.latent_dim
         self.sequence_pos_encoding = PositionalEncoding(cfg.latent_dim, cfg.dropout, cfg.max_frames)
         layer = nn.TransformerDecoderLayer(
-            cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.activation, batch_first=True
-        )
-        self.seqTransDecoder = nn.TransformerDecoder(layer, cfg.num_layers)
+            cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.activation, batch_first=True,
+            norm_first=cfg.norm_first,
+        )  # fmt: skip
+        self.seqTransDecoder = nn.TransformerDecoder(layer, cfg.num_layers, norm=_final_norm(cfg))
         self.final_layer = nn.Linear(cfg.latent_dim, cfg.nfeats)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

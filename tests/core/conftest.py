@@ -25,9 +25,10 @@ def text_model() -> FrozenTextModel:
     return FrozenTextModel(folder)
 
 
-@pytest.fixture
-def tiny_model() -> Temos:
-    return make_model()
+@pytest.fixture(params=[False, True], ids=["post-norm", "pre-norm"])
+def tiny_model(request) -> Temos:
+    """The tiny model in both layer layouts: post-norm (the paper, official checkpoints) and pre-norm (bundled)."""
+    return make_model(TemosConfig(**{**TINY.to_dict(), "norm_first": request.param}))
 
 
 @pytest.fixture

@@ -86,3 +86,14 @@ def test_unknown_config_key_is_rejected():
 
 def test_config_round_trips_through_dict(tiny_model):
     assert TemosConfig.from_dict(tiny_model.cfg.to_dict()) == tiny_model.cfg
+
+
+def test_pre_norm_adds_one_final_layer_norm_per_stack_and_post_norm_none():
+    post = TemosConfig(latent_dim=32, ff_size=64, num_layers=2, num_heads=2)
+    pre = TemosConfig(**{**post.to_dict(), "norm_first": True})
+    from temos_blender.core.model import Temos
+
+    extra = sorted(set(Temos(pre).state_dict()) - set(Temos(post).state_dict()))
+    assert extra == [f"{stack}.{w}" for stack in ("motiondecoder.seqTransDecoder", "motionencoder.seqTransEncoder",
+                                                  "textencoder.seqTransEncoder") for w in ("norm.bias", "norm.weight")]
+    assert not TemosConfig().norm_first, "the default must stay the official post-norm layout"
