@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 
+from .core.features import canonicalize_features
 from .core.model import Temos, TemosConfig, lengths_to_mask
 from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
 from .core.weights import save_model
@@ -251,7 +252,8 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
     """The data pipeline's cache (built when missing, or ``npz_path``) as train/val clips + the train-split mean/std.
 
     A clip is a dict: ``features`` (T, nfeats) unnormalised, ``texts`` (training phrasings), ``weight``
-    (sampling weight: rare actions up), ``crop(start, length)`` → features rows.
+    (sampling weight: rare actions up), ``crop(start, length)`` → features rows, canonicalised again when the crop
+    starts after the clip's first frame (as the data set's crops are).
     """
     import numpy as np
 
@@ -271,7 +273,7 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
         f = feats[offsets[i] : offsets[i + 1]]
         out[rec["split"]].append(
             {"id": rec["id"], "features": f, "texts": rec["texts"], "weight": rec.get("sample_weight") or 1.0,
-             "crop": (lambda s, n, f=f: f[s : s + n])}
+             "crop": (lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))}
         )  # fmt: skip
     return out
 

@@ -120,6 +120,16 @@ def features_to_smpl(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return rots, trans
 
 
+def canonicalize_features(features: torch.Tensor) -> torch.Tensor:
+    """Unnormalised features (..., T, 135) of any stretch of motion → the same motion canonicalised as the data
+    pipeline does whole clips: the first frame faces +Z (SMPL space) and its velocity is 0.
+
+    For crops that do not start at a clip's first frame: the cached clip was canonicalised once at its own start, so
+    a crop taken later begins at whatever heading the body had reached there.
+    """
+    return smpl_to_features(*canonicalize(*features_to_smpl(features)))
+
+
 def mirror_smpl(local_rotmats: torch.Tensor, root_translation_m: torch.Tensor, mirror_index) -> tuple[torch.Tensor, torch.Tensor]:
     """Reflect a motion through the body's sagittal plane (x → −x in SMPL space) and swap left/right joints.
 

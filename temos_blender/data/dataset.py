@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
+from ..core.features import canonicalize_features
 from .build import DEFAULT_FPS, cache_matches_features, ensure_built
 
 
@@ -86,6 +87,8 @@ class MotionTextDataset(Dataset):
             start += int(self.rng.integers(0, n - self.max_frames + 1)) if self.random_crop else 0
             n = self.max_frames
         feats = torch.from_numpy(np.array(self._features[start : start + n]))
+        if start != c["start"]:
+            feats = canonicalize_features(feats)  # a later crop starts at its own heading and position
         if self.normalize:
             feats = self.normalise(feats)
         options = c[self.text_key]

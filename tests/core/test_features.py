@@ -10,6 +10,7 @@ import torch
 from temos_blender.core.features import (
     NFEATS,
     canonicalize,
+    canonicalize_features,
     features_to_smpl,
     heading_of,
     mirror_smpl,
@@ -77,6 +78,20 @@ def test_canonicalize_is_idempotent():
     twice = canonicalize(*once)
     torch.testing.assert_close(twice[0], once[0], atol=1e-12, rtol=0)
     torch.testing.assert_close(twice[1], once[1], atol=1e-12, rtol=0)
+
+
+def test_a_late_crop_is_canonicalised_like_a_whole_clip_starting_there():
+    rots, trans = canonicalize(*random_motion(t=30, seed=6))
+    clip = smpl_to_features(rots, trans)
+    crop = canonicalize_features(clip[12:])
+    rots_c, trans_c = features_to_smpl(crop)
+    assert abs(float(heading_of(rots_c[0, 0]))) < 1e-9, "the crop's first frame faces +Z"
+    assert torch.equal(crop[0, 1:3], torch.zeros(2, dtype=crop.dtype)), "no velocity on its first frame"
+    torch.testing.assert_close(crop, smpl_to_features(*canonicalize(rots[12:], trans[12:])), atol=1e-12, rtol=0)
+    torch.testing.assert_close(crop[:, 9:], clip[12:, 9:], atol=1e-12, rtol=0)  # joints below the root unchanged
+    speed = lambda f: f[1:, 1:3].norm(dim=-1)  # noqa: E731 — ground speed survives the turn
+    torch.testing.assert_close(speed(crop), speed(clip[12:]), atol=1e-12, rtol=0)
+    torch.testing.assert_close(canonicalize_features(clip), clip, atol=1e-12, rtol=0)  # a whole clip: unchanged
 
 
 def test_canonicalize_heading_offset_sets_the_first_heading():

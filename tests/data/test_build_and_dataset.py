@@ -84,6 +84,18 @@ def test_dataset_crops_pads_masks_and_gives_texts(small_cache):
     assert torch.allclose(fixed.denormalise(fixed[0]["features"]), raw[0]["features"], atol=1e-5)
 
 
+def test_random_crops_start_at_the_origin_facing_forward_like_whole_clips(small_cache):
+    from temos_blender.core.features import features_to_smpl, heading_of
+
+    ds = MotionTextDataset(small_cache, split="train", max_frames=20, seed=3, normalize=False)
+    longest = max(range(len(ds)), key=lambda i: ds.clips[i]["stop"] - ds.clips[i]["start"])
+    for _ in range(5):  # several random starts inside the longest clip
+        crop = ds[longest]["features"].double()
+        rots, _ = features_to_smpl(crop)
+        assert abs(float(heading_of(rots[0, 0]))) < 1e-4
+        assert torch.all(crop[0, 1:3] == 0)
+
+
 def test_evaluation_texts_are_refused_on_the_training_split(small_cache):
     with pytest.raises(ValueError, match="val/test"):
         MotionTextDataset(small_cache, split="train", texts="eval")
