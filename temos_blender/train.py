@@ -305,13 +305,25 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
+def dynamics_explained(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Share of the target's within-clip variation (each frame minus its clip's mean) that ``pred`` reproduces:
+    1 − Σ‖Δpred − Δtarget‖² / Σ‖Δtarget‖². 0 for the clip's mean pose held still, 1 for the motion itself. (B, T, F)."""
+    w = mask[..., None].to(target.dtype)
+    n = w.sum(1, keepdim=True).clamp_min(1)
+    d_pred = (pred - (pred * w).sum(1, keepdim=True) / n) * w
+    d_true = (target - (target * w).sum(1, keepdim=True) / n) * w
+    return float(1 - ((d_pred - d_true) ** 2).sum() / ((d_true**2).sum()).clamp_min(1e-12))
+
+
 @torch.no_grad()
 def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: TrainConfig, device) -> dict[str, float]:
     """Reconstruction error of the mean text latent (fact 0) and of the motion latent on fixed val crops, and
     how much the text-decoded features change from frame to frame relative to the real ones
-    (``val_change_ratio``: ≈ 0 for a still pose, ≈ 1 for motion as lively as the data)."""
+    (``val_change_ratio``: ≈ 0 for a still pose, ≈ 1 for motion as lively as the data), and how much of each clip's
+    own variation over time the motion autoencoder reproduces (``val_dynamics_motion``, see :func:`dynamics_explained`;
+    the text branch cannot know a clip's phase, so its counterpart is not a target)."""
     model.eval()
-    rec_t, rec_m, n, change_pred, change_true = 0.0, 0.0, 0, 0.0, 0.0
+    rec_t, rec_m, n, change_pred, change_true, dynamics = 0.0, 0.0, 0, 0.0, 0.0, 0.0
     for i in range(0, len(clips), 64):
         chunk = clips[i : i + 64]
         feats = [c["crop"](0, min(c["features"].shape[0], cfg.max_frames)) for c in chunk]
@@ -326,14 +338,16 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
         mu_m, _ = model.encode_motion(motion, mask)
         from_text = model.decode(mu_t, mask)
         rec_t += masked_smooth_l1(from_text, motion, mask).item() * len(chunk)
-        rec_m += masked_smooth_l1(model.decode(mu_m, mask), motion, mask).item() * len(chunk)
+        from_motion = model.decode(mu_m, mask)
+        rec_m += masked_smooth_l1(from_motion, motion, mask).item() * len(chunk)
+        dynamics += dynamics_explained(from_motion, motion, mask) * len(chunk)
         both = (mask[:, 1:] & mask[:, :-1])[..., None]
         change_pred += ((from_text[:, 1:] - from_text[:, :-1]).abs() * both).sum().item()
         change_true += ((motion[:, 1:] - motion[:, :-1]).abs() * both).sum().item()
         n += len(chunk)
     model.train()
     return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1),
-            "val_change_ratio": change_pred / max(change_true, 1e-9)}  # fmt: skip
+            "val_change_ratio": change_pred / max(change_true, 1e-9), "val_dynamics_motion": dynamics / max(n, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

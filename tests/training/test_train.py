@@ -15,7 +15,7 @@ import torch
 from temos_blender.core.features import canonicalize, smpl_to_features
 from temos_blender.core.weights import load_model
 from temos_blender.rotations import axis_angle_to_matrix
-from temos_blender.train import kl_normal, main, masked_smooth_l1
+from temos_blender.train import dynamics_explained, kl_normal, main, masked_smooth_l1
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "tiny.json"
@@ -60,6 +60,20 @@ def test_masked_reconstruction_ignores_padding():
     pred[:, 3:] = 100.0  # garbage beyond the valid length
     mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]], dtype=torch.bool)
     assert masked_smooth_l1(pred, target, mask) == 0
+
+
+def test_dynamics_explained_is_0_for_a_held_mean_pose_1_for_the_motion_and_ignores_padding():
+    t = torch.linspace(0, 6.28, 20)
+    motion = torch.stack([torch.sin(t) + 3, torch.cos(2 * t) - 1], -1)[None]  # (1, 20, 2), off-centre
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    mean_pose = motion.mean(1, keepdim=True).expand_as(motion)
+    assert abs(dynamics_explained(mean_pose, motion, mask)) < 1e-6
+    assert abs(dynamics_explained(motion + 5, motion, mask) - 1) < 1e-6  # an offset is not dynamics
+    half = mean_pose + 0.5 * (motion - mean_pose)
+    assert abs(dynamics_explained(half, motion, mask) - 0.75) < 1e-5
+    padded = torch.cat([motion, torch.full((1, 5, 2), 99.0)], 1)  # garbage in the prediction's padding
+    pmask = torch.cat([mask, torch.zeros(1, 5, dtype=torch.bool)], 1)
+    assert abs(dynamics_explained(padded, padded * pmask[..., None], pmask) - 1) < 1e-6
 
 
 @pytest.mark.slow
