@@ -349,11 +349,11 @@ def discussion(res: dict) -> list[str]:
     out.append(sentence)
     if t1["local_speed_mps"] < 0.25 * gt["local_speed_mps"]:
         static = (
-            f"- **The takes barely move their limbs.** The joints move at {_f(t1['local_speed_mps'], 3)} m/s relative "
+            f"- **The limbs move far too little.** The joints move at {_f(t1['local_speed_mps'], 3)} m/s relative "
             f"to the pelvis in TEMOS' takes vs {_f(gt['local_speed_mps'], 3)} m/s in the captured clips (jerk "
-            f"{_f(t1['jerk_mps3'], 1)} vs {_f(gt['jerk_mps3'], 1)} m/s³): the decoder holds nearly one pose for the whole "
-            "take and carries it along the root path, so walks slide instead of stepping (foot skating "
-            f"{_pct(t1['skating_ratio'])} % vs {_pct(gt['skating_ratio'])} %) and a wave is a raised, motionless hand. "
+            f"{_f(t1['jerk_mps3'], 1)} vs {_f(gt['jerk_mps3'], 1)} m/s³): the body's pose changes slowly while the root "
+            "follows its path, so the fast cycles are missing — walks slide instead of stepping (foot skating "
+            f"{_pct(t1['skating_ratio'])} % vs {_pct(gt['skating_ratio'])} %). "
         )
         if ratio >= 0.5:
             static += (
