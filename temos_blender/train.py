@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
@@ -68,6 +69,12 @@ class TrainConfig:
     in a walk cycle a random crop begins; from random starts the text branch can only learn the average over
     phases — a still pose carried along the root path. Anchored crops keep the phase a function of the text and
     the latent. Longer clips are cropped at a random start either way."""
+    align_gait_phase: bool = False
+    """Crops of stepping motions start at one fixed phase of the stride (the left foot swinging past the right; see
+    :func:`temos_blender.data.processing.gait_phase_starts`): the first such frame for clips that fit, the one at or
+    before a random start for longer clips. Captured walks begin anywhere in the stride and a mirrored walk has
+    the opposite phase under the same text, so without this a walk's phase is a coin toss given its text and the
+    text branch learns feet that never swap. Motions that do not step are cropped as before."""
     full_clip_prob: float = 0.5
     """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
     velocity_weight: float = 0.0
@@ -223,6 +230,11 @@ class ClipBatcher:
         self.cfg = cfg
         self.g = generator
         self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
+        self.phase_starts = [np.zeros(0, np.int64)] * len(self.clips)
+        if cfg.align_gait_phase:
+            from .data.processing import gait_phase_starts
+
+            self.phase_starts = [gait_phase_starts(c["features"], cfg.data_fps) for c in self.clips]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -239,6 +251,10 @@ class ClipBatcher:
                 length = longest
             anchored = self.cfg.crop_from_start and n <= self.cfg.max_frames
             start = 0 if anchored else int(torch.randint(0, n - length + 1, (1,), generator=self.g))
+            phases = self.phase_starts[i][self.phase_starts[i] <= n - self.cfg.min_frames]
+            if len(phases):
+                start = int(phases[0] if anchored else phases[max(0, np.searchsorted(phases, start, "right") - 1)])
+                length = min(length, n - start)
             crops.append(c["crop"](start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])
         lengths = torch.tensor([x.shape[0] for x in crops])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..core.features import canonicalize, smpl_to_features
+from ..core.features import canonicalize, features_to_smpl, smpl_to_features
 from ..rotations import matrix_to_quat, quat_to_matrix, resample_linear, resample_rotations
 from ..skeleton import forward_kinematics_np
 from .smpl_transfer import ground_clip
@@ -96,3 +96,47 @@ def finish_motion(
     rots = quat_to_matrix(quats)
     rots_t, root_t = canonicalize(torch.from_numpy(rots), torch.from_numpy(root))
     return Motion(rots_t.numpy(), root_t.numpy(), dst_fps, stats)
+
+
+GAIT_LEAD_M = 0.12
+"""How far a foot must lead (toe ahead of the other toe along the heading) for a swap of feet to count as a step."""
+GAIT_STEP_S = (0.2, 1.2)
+"""Shortest and longest time between a stride's two swaps of the leading foot (walks ~0.5 s, runs ~0.35 s)."""
+
+
+def gait_phase_starts(features: np.ndarray | torch.Tensor, fps: float) -> np.ndarray:
+    """Frames where a stepping motion is at one fixed phase of its stride: the left foot swinging past the right.
+
+    ``features``: (T, 135) unnormalised features of one clip. Returns the frames, ascending, where the left toe moves
+    from behind the right one (by more than :data:`GAIT_LEAD_M`) to in front of it (by as much) — the moment of
+    the left foot's swing when it passes the standing right foot — but only in a gait: the right foot must have led
+    within :data:`GAIT_STEP_S` before, and the left must lead until the right passes it again within as long.
+    Empty for a motion that does not step (standing, gestures, a single kick).
+
+    Why: captured walks start anywhere in the stride, and a mirrored walk has the opposite phase under the same
+    text, so from the text alone the phase is a coin toss and the model learns the average — feet that never swap.
+    Crops that start at one of these frames give every walk the same phase at frame 0.
+    """
+    from ..evaluate.kinematics import foot_lead
+
+    f = torch.as_tensor(features, dtype=torch.float64)
+    local, root = features_to_smpl(f)
+    joints, _ = forward_kinematics_np(local.numpy(), root.numpy())
+    lead = foot_lead(joints)
+    state = np.where(lead > GAIT_LEAD_M, 1, np.where(lead < -GAIT_LEAD_M, -1, 0))
+    swaps = []  # (frame, new leader) each time the leading foot changes, with hysteresis as in the step counter
+    current = 0
+    for t, s in enumerate(state):
+        if s and s != current:
+            swaps.append((t, int(s)))
+            current = s
+    shortest, longest = (round(x * fps) for x in GAIT_STEP_S)
+    starts = []
+    for k, (t, leader) in enumerate(swaps):
+        if leader != 1 or k == 0:
+            continue
+        before = t - swaps[k - 1][0]  # the right foot led this long
+        after = swaps[k + 1][0] - t if k + 1 < len(swaps) else None
+        if shortest <= before <= longest and after is not None and shortest <= after <= longest:
+            starts.append(t)
+    return np.asarray(starts, dtype=np.int64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..skeleton import JOINT_INDEX as J
-from .kinematics import TOE_JOINTS, floor_height, heading, local_poses, root_speed_mps
+from .kinematics import TOE_JOINTS, floor_height, foot_lead, heading, local_poses, root_speed_mps
 
 STEP_HYSTERESIS_M = 0.05
 """The leading foot must lead by this much before a swap of feet is counted (no counting of jitter)."""
@@ -20,12 +20,8 @@ STEP_HYSTERESIS_M = 0.05
 def foot_alternations(joints: np.ndarray) -> int:
     """How many times the leading foot changes: the feet's front–back offset along the body's current heading
     flips sign by more than :data:`STEP_HYSTERESIS_M`. A walk makes about two per second; standing, none."""
-    yaw = heading(joints)
-    forward = np.stack([np.sin(yaw), np.cos(yaw)], -1)  # (T, 2) x, z
-    left, right = joints[:, TOE_JOINTS[0], :], joints[:, TOE_JOINTS[1], :]
-    lead = ((left - right)[:, [0, 2]] * forward).sum(-1)  # > 0: left foot in front
     state, flips = 0, 0
-    for v in lead:
+    for v in foot_lead(joints):
         new = 1 if v > STEP_HYSTERESIS_M else -1 if v < -STEP_HYSTERESIS_M else state
         if state and new != state:
             flips += 1

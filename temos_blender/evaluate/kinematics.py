@@ -66,6 +66,15 @@ def heading(joints: np.ndarray) -> np.ndarray:
     return np.unwrap(np.arctan2(forward_x, forward_z), axis=-1)
 
 
+def foot_lead(joints: np.ndarray) -> np.ndarray:
+    """(T, 22, 3) → (T,) how far the left toe is ahead of the right along the body's current heading (m): positive
+    with the left foot in front. A walk swings it between about ±0.3 m twice a stride; standing keeps it near 0."""
+    yaw = heading(joints)
+    forward = np.stack([np.sin(yaw), np.cos(yaw)], -1)  # (T, 2) x, z
+    left, right = joints[:, TOE_JOINTS[0], :], joints[:, TOE_JOINTS[1], :]
+    return ((left - right)[:, [0, 2]] * forward).sum(-1)
+
+
 def yaw_rotation(angle_rad: np.ndarray) -> np.ndarray:
     """(...) → (..., 3, 3) rotation about +Y by ``angle_rad``: it turns +Z (yaw 0) to yaw ``angle_rad``."""
     c, s = np.cos(angle_rad), np.sin(angle_rad)
