@@ -179,11 +179,13 @@ def evaluate(
     seed: int = 0,
     repeats: int = 20,
     progress: bool = True,
+    fact1_draws: int = 5,
 ) -> dict:
     """Run the whole evaluation; returns the results dict that :func:`write_markdown` and the JSON file hold.
 
     ``gen`` (a :class:`TemosGenerator` of ``model_folder``) and ``clips`` are loaded when not given; ``timings``
-    (seconds by step) is extended."""
+    (seconds by step) is extended. ``fact1_draws``: independent fact-1 samplings of all prompts whose R@3 is
+    reported (the table's fact-1 row is the first)."""
     from ..core.generate import TemosGenerator
 
     t_start = time.monotonic()
@@ -243,6 +245,14 @@ def evaluate(
             gt_emb = embeddings[name]
     t = tick("metrics", t)
 
+    # Fact 1 is one random draw per prompt: R-precision of further draws shows how much of a gap to fact 0 is luck.
+    draws = [results["temos_fact1"]["R@3"]]
+    for d in range(1, fact1_draws):
+        joints_d = sample_joints(gen, mu, logvar, lengths, 1.0, seeds=[seed + 100_000 * d + k for k in range(len(items))])
+        draws.append(float(r_precision(evaluator.embed_motions(joints_d, fps), text_emb, repeats=repeats, seed=seed)[2]))
+    results["temos_fact1"]["R@3_draws"] = draws
+    t = tick("further fact-1 draws", t)
+
     # The same held-out clips described with training-style phrasings: how much of the ceiling is wording.
     train_style = [
         clips.records[it.clip]["texts"][k % len(clips.records[it.clip]["texts"])] for k, it in enumerate(items)
@@ -296,6 +306,7 @@ def evaluate(
             "other_label_repeats": max(repeats // 4, 1),
             "mm_prompts": len(mm_idx),
             "mm_samples_per_prompt": mm_samples,
+            "fact1_draws": fact1_draws,
             "diversity_pairs": 300,
         },
         "methods": results,
@@ -343,10 +354,19 @@ def discussion(res: dict) -> list[str]:
         + ("met" if ratio >= 0.75 else "not met")
         + ")."
     )
-    for name, other in (("random training motions", rnd), ("the mean-latent sample (fact 0)", t0)):
-        verb = "beats" if t1["R@3"] > other["R@3"] else "does not beat"
-        sentence += f" It {verb} {name} ({_pct(other['R@3'])} %)."
-    out.append(sentence)
+    verb = "beats" if t1["R@3"] > rnd["R@3"] else "does not beat"
+    sentence += f" It {verb} random training motions ({_pct(rnd['R@3'])} %)."
+    draws = t1.get("R@3_draws") or [t1["R@3"]]
+    verdict = (
+        "beats" if min(draws) > t0["R@3"] else "does not beat" if max(draws) < t0["R@3"] else "ties with (within its draws)"
+    )
+    sentence += f" It {verdict} the mean-latent sample (fact 0, {_pct(t0['R@3'])} %)"
+    if len(draws) > 1:
+        sentence += (
+            f": over {len(draws)} independent draws of the fact-1 samples R@3 is {_pct(float(np.mean(draws)))} ± "
+            f"{_pct(float(np.std(draws)))} % (range {_pct(min(draws))}–{_pct(max(draws))})"
+        )
+    out.append(sentence + ".")
     if t1["local_speed_mps"] < 0.25 * gt["local_speed_mps"]:
         static = (
             f"- **The limbs move far too little.** The joints move at {_f(t1['local_speed_mps'], 3)} m/s relative "

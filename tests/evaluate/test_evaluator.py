@@ -168,3 +168,19 @@ def test_the_report_states_the_75_percent_target_from_the_numbers(tmp_path):
     res["methods"]["temos_fact1"]["R@3"] = 0.2
     write_markdown(res, tmp_path / "EVALUATION.md")
     assert "(target ≥ 75 %: not met)" in (tmp_path / "EVALUATION.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("draws", "verdict"),
+    [([0.50, 0.51, 0.52], "It beats the mean-latent sample"),
+     ([0.48, 0.50, 0.51], "It ties with (within its draws) the mean-latent sample"),
+     ([0.46, 0.47, 0.48], "It does not beat the mean-latent sample")],
+)  # fmt: skip
+def test_fact_1_beats_fact_0_only_when_every_independent_draw_does(tmp_path, draws, verdict):
+    res = fake_results()  # fact 0: R@3 0.49
+    res["methods"]["temos_fact1"]["R@3"] = draws[0]
+    res["methods"]["temos_fact1"]["R@3_draws"] = draws
+    write_markdown(res, tmp_path / "EVALUATION.md")
+    text = (tmp_path / "EVALUATION.md").read_text()
+    assert verdict in text
+    assert f"over 3 independent draws of the fact-1 samples R@3 is {100 * np.mean(draws):.1f} ±" in text
