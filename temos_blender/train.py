@@ -35,6 +35,7 @@ from .core.features import canonicalize_features
 from .core.model import Temos, TemosConfig, lengths_to_mask
 from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
 from .core.weights import save_model
+from .data.processing import gait_phase_starts, phase_aligned_start
 
 
 @dataclass(frozen=True)
@@ -230,11 +231,10 @@ class ClipBatcher:
         self.cfg = cfg
         self.g = generator
         self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
-        self.phase_starts = [np.zeros(0, np.int64)] * len(self.clips)
-        if cfg.align_gait_phase:
-            from .data.processing import gait_phase_starts
-
-            self.phase_starts = [gait_phase_starts(c["features"], cfg.data_fps) for c in self.clips]
+        self.phase_starts = [
+            gait_phase_starts(c["features"], cfg.data_fps) if cfg.align_gait_phase else np.zeros(0, np.int64)
+            for c in self.clips
+        ]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -253,7 +253,7 @@ class ClipBatcher:
             start = 0 if anchored else int(torch.randint(0, n - length + 1, (1,), generator=self.g))
             phases = self.phase_starts[i][self.phase_starts[i] <= n - self.cfg.min_frames]
             if len(phases):
-                start = int(phases[0] if anchored else phases[max(0, np.searchsorted(phases, start, "right") - 1)])
+                start = phase_aligned_start(phases, start)
                 length = min(length, n - start)
             crops.append(c["crop"](start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])

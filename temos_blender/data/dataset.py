@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, WeightedRandomSampler
 
 from ..core.features import canonicalize_features
 from .build import DEFAULT_FPS, cache_matches_features, ensure_built
+from .processing import gait_phase_starts, phase_aligned_start
 
 
 class MotionTextDataset(Dataset):
@@ -22,6 +23,9 @@ class MotionTextDataset(Dataset):
     the start. min_frames: shorter clips are left out. texts: ``"train"`` picks among the training phrasings,
     ``"eval"`` among the evaluation-only ones (val/test only: training clips' evaluation texts are never used).
     include_mirrored: keep the mirrored copies (training split only has them).
+    align_gait_phase: crops of stepping motions start at one phase of the stride (the left foot swinging past the
+    right, see :func:`.processing.gait_phase_starts`): the first such frame, or the one at or before a random start.
+    Without it a walk's phase at frame 0 is random given its text (see ``TrainConfig.align_gait_phase``).
     """
 
     def __init__(
@@ -36,6 +40,7 @@ class MotionTextDataset(Dataset):
         include_mirrored: bool = True,
         normalize: bool = True,
         seed: int | None = None,
+        align_gait_phase: bool = False,
     ):
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be train, val or test; got {split!r}")
@@ -62,6 +67,9 @@ class MotionTextDataset(Dataset):
         self.normalize = normalize
         self.text_key = "texts" if texts == "train" else "eval_texts"
         self.rng = np.random.default_rng(seed)
+        self.align_gait_phase = align_gait_phase
+        self.min_frames = max(1, int(min_frames))
+        self._phase_starts: dict[int, np.ndarray] = {}
         self.clips = []
         for i, c in enumerate(index["clips"]):
             if c["split"] != split or (c["mirrored"] and not include_mirrored) or c["num_frames"] < min_frames:
@@ -81,11 +89,14 @@ class MotionTextDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         c = self.clips[i]
-        n = c["stop"] - c["start"]
-        start = c["start"]
-        if n > self.max_frames:
-            start += int(self.rng.integers(0, n - self.max_frames + 1)) if self.random_crop else 0
-            n = self.max_frames
+        total = c["stop"] - c["start"]
+        offset = int(self.rng.integers(0, total - self.max_frames + 1)) if self.random_crop and total > self.max_frames else 0
+        if self.align_gait_phase:
+            if i not in self._phase_starts:
+                self._phase_starts[i] = gait_phase_starts(self._features[c["start"] : c["stop"]], self.fps)
+            phases = self._phase_starts[i]
+            offset = phase_aligned_start(phases[phases <= total - self.min_frames], offset)
+        start, n = c["start"] + offset, min(total - offset, self.max_frames)
         feats = torch.from_numpy(np.array(self._features[start : start + n]))
         if start != c["start"]:
             feats = canonicalize_features(feats)  # a later crop starts at its own heading and position

@@ -140,3 +140,11 @@ def gait_phase_starts(features: np.ndarray | torch.Tensor, fps: float) -> np.nda
         if shortest <= before <= longest and after is not None and shortest <= after <= longest:
             starts.append(t)
     return np.asarray(starts, dtype=np.int64)
+
+
+def phase_aligned_start(phase_starts: np.ndarray, start: int) -> int:
+    """The crop start moved to a gait phase (:func:`gait_phase_starts`): the last phase frame at or before
+    ``start``, else the first one; ``start`` itself for a motion without phase frames."""
+    if len(phase_starts) == 0:
+        return int(start)
+    return int(phase_starts[max(0, int(np.searchsorted(phase_starts, start, "right")) - 1)])

@@ -15,7 +15,7 @@ from temos_blender.core.features import (
 )
 from temos_blender.data.processing import gait_phase_starts
 from temos_blender.evaluate.kinematics import foot_lead
-from temos_blender.rotations import axis_angle_to_matrix
+from temos_blender.rotations import axis_angle_to_matrix, matrix_to_quat
 from temos_blender.skeleton import JOINT_INDEX, MIRROR_INDEX, forward_kinematics_np
 
 FPS = 12.5
@@ -89,3 +89,25 @@ def test_training_crops_of_walks_start_in_phase_and_other_clips_from_their_first
     _, x, mask = unaligned.sample(64)
     signs = {bool(lead_of(x[i, : int(mask[i].sum())])[0] > 0) for i in range(len(x))}
     assert signs == {True, False}, "without alignment a walk starts with either foot ahead"
+
+
+def test_the_dataset_crops_walks_in_phase_when_asked(tmp_path):
+    import json
+
+    from temos_blender.data.dataset import MotionTextDataset
+
+    clips = [walk(5.0, p, mirrored=m).float().numpy() for p in (0.0, 2.0, 4.0) for m in (False, True)]
+    feats = np.concatenate(clips)
+    offsets = np.cumsum([0] + [len(c) for c in clips])
+    rots, root = features_to_smpl(torch.from_numpy(feats).double())  # the poses the features were made from
+    path = tmp_path / "cache.npz"
+    np.savez(path, features=feats, offsets=offsets, mean=feats.mean(0), std=feats.std(0) + 1e-3,
+             rotations=matrix_to_quat(rots.numpy()), root_translation=root.numpy())  # fmt: skip
+    records = [{"id": f"w{i}", "split": "train", "texts": ["a person walks"], "eval_texts": [], "mirrored": False,
+                "num_frames": len(c), "sample_weight": 1.0} for i, c in enumerate(clips)]  # fmt: skip
+    meta = {"fps": FPS, "features": "x"}
+    path.with_suffix(".json").write_text(json.dumps({"meta": meta, "clips": records}))
+    aligned = MotionTextDataset(path, normalize=False, min_frames=6, seed=0, align_gait_phase=True)
+    plain = MotionTextDataset(path, normalize=False, min_frames=6, seed=0)
+    assert all(lead_of(aligned[i]["features"])[0] > 0.12 for i in range(len(aligned)))
+    assert {bool(lead_of(plain[i]["features"])[0] > 0) for i in range(len(plain))} == {True, False}
