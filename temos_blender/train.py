@@ -68,8 +68,9 @@ class TrainConfig:
     crop_from_start: bool = True
     """Crops of clips that fit in ``max_frames`` start at the clip's first frame. A text says nothing about where
     in a walk cycle a random crop begins; from random starts the text branch can only learn the average over
-    phases — a still pose carried along the root path. Anchored crops keep the phase a function of the text and
-    the latent. Longer clips are cropped at a random start either way."""
+    phases — a still pose carried along the root path. Anchored crops keep the phase a function of the clip, but
+    captured clips themselves start at different phases: ``align_gait_phase`` fixes that for stepping motions.
+    Longer clips are cropped at a random start either way."""
     align_gait_phase: bool = False
     """Crops of stepping motions start at one fixed phase of the stride (the left foot swinging past the right; see
     :func:`temos_blender.data.processing.gait_phase_starts`): the first such frame for clips that fit, the one at or
