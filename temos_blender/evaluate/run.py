@@ -358,7 +358,7 @@ def discussion(res: dict) -> list[str]:
     sentence += f" It {verb} random training motions ({_pct(rnd['R@3'])} %)."
     draws = t1.get("R@3_draws") or [t1["R@3"]]
     verdict = (
-        "beats" if min(draws) > t0["R@3"] else "does not beat" if max(draws) < t0["R@3"] else "ties with (within its draws)"
+        "beats" if min(draws) > t0["R@3"] else "does not beat" if max(draws) < t0["R@3"] else "ties with"
     )
     sentence += f" It {verdict} the mean-latent sample (fact 0, {_pct(t0['R@3'])} %)"
     if len(draws) > 1:

@@ -20,12 +20,6 @@ from temos_blender.evaluate.kinematics import joints_from_take
 pytestmark = pytest.mark.slow
 
 SEEDS = 5
-NO_STEPS = pytest.mark.xfail(
-    strict=True,
-    reason="known defect of the bundled temos-cmu-kitml: walks travel forward but the feet never swap (no stepping "
-    "cycle; the limbs move 0.07 m/s relative to the pelvis vs 0.37 in the data; see its MODEL_CARD.md, 'Status'); "
-    "strict, so a fixed model turns this red",
-)
 MIN_PASSING = 4
 
 
@@ -73,7 +67,6 @@ def test_the_bundled_model_loads_through_the_normal_path():
     assert gen.model_id == BUNDLED_MODEL_ID
 
 
-@NO_STEPS
 def test_walking_forward_moves_the_root_a_metre_in_four_seconds_with_alternating_feet(generator):
     prompt = "a person walks forward"
     assert_most_pass(prompt, measured_takes(generator, prompt, 4.0), checks.walks_forward, ("forward_m", "steps"))
