@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train train-more eval bench demo
+.PHONY: venv test lint build data train train-more select eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -52,15 +52,22 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model (resumable: run again to continue) and export it to vendor_models/
+## train: train the bundled model (resumable: run again to continue), then export the snapshot that checkpoint
+## selection chooses (validation retrieval + reconstruction, see temos_blender/evaluate/select.py) to vendor_models/
 train: data
-	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume \
-		--export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
+	$(PY) -m temos_blender.evaluate.select runs/bundled --export vendor_models/temos-cmu-kitml
 
-## train-more: another round of training that starts from the bundled weights (fresh optimizer), then exports
+## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports
 train-more: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/more --resume \
-		--init-from vendor_models/temos-cmu-kitml --export vendor_models/temos-cmu-kitml
+		--init-from vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.evaluate.select runs/more --export vendor_models/temos-cmu-kitml
+
+## select: score RUN's snapshots on the validation split and print which one `make train` would export
+RUN ?= runs/bundled
+select: data
+	$(PY) -m temos_blender.evaluate.select $(RUN)
 
 ## eval: evaluate the bundled model against baselines; writes docs/EVALUATION.md
 eval: data

@@ -465,6 +465,20 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
             os.replace(tmp, out / "last.pt")
 
+    def validate_and_snapshot(train_rec_text: float | None) -> None:
+        """Validation row in log.jsonl + a snapshot of the weights (the candidates of checkpoint selection)."""
+        if not _is_main():
+            return
+        v = validate(model, val_clips, texts, cfg, device)
+        v.update(step=state["step"], minutes=round(state["elapsed_s"] / 60, 1), train_rec_text=train_rec_text)
+        state["history"].append(v)
+        with open(out / "log.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(v) + "\n")
+        save_model(model, out / "snapshots" / f"step{state['step']:06d}")
+        if v["val_rec_text"] < state["best"]:
+            state["best"] = v["val_rec_text"]
+            save_model(model, out / "best")
+
     from tqdm import tqdm
 
     bar = tqdm(total=cfg.max_steps, initial=state["step"], disable=not _is_main(), unit="step", dynamic_ncols=True)
@@ -516,21 +530,14 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(rec_t=f"{losses['rec_text'].item():.3f}", rec_m=f"{losses['rec_motion'].item():.3f}",
                             kl=f"{losses['kl'].item():.1f}")  # fmt: skip
         if state["step"] % cfg.val_every == 0 or state["step"] == cfg.max_steps:
-            if _is_main():
-                v = validate(model, val_clips, texts, cfg, device)
-                v.update(step=state["step"], minutes=round(state["elapsed_s"] / 60, 1), train_rec_text=losses["rec_text"].item())
-                state["history"].append(v)
-                with open(out / "log.jsonl", "a", encoding="utf-8") as log:
-                    log.write(json.dumps(v) + "\n")
-                save_model(model, out / "snapshots" / f"step{state['step']:06d}")
-                if v["val_rec_text"] < state["best"]:
-                    state["best"] = v["val_rec_text"]
-                    save_model(model, out / "best")
+            validate_and_snapshot(losses["rec_text"].item())
         (checkpoint,) = agreed(time.monotonic() - last_ckpt > cfg.checkpoint_every_min * 60)
         if checkpoint:
             save_last()
             last_ckpt = time.monotonic()
     bar.close()
+    if state["step"] > first_step and (not state["history"] or state["history"][-1]["step"] != state["step"]):
+        validate_and_snapshot(None)  # a stop between validations (time budget, SIGTERM) still leaves a candidate
     save_last()
     if _is_main():
         if not (out / "best" / "config.json").is_file():

@@ -69,9 +69,12 @@ class TestItem:
     """The clip's content label, for the per-action table."""
 
 
-def test_items(clips: MotionClips, max_frames: int, min_frames: int, max_clips: int | None = None) -> list[TestItem]:
-    """Every (test clip, evaluation-only phrasing) pair; clips shorter than ``min_frames`` are left out."""
-    idx = [i for i, r in enumerate(clips.records) if r["split"] == "test" and not r["mirrored"]]
+def test_items(
+    clips: MotionClips, max_frames: int, min_frames: int, max_clips: int | None = None, split: str = "test"
+) -> list[TestItem]:
+    """Every (clip of ``split``, evaluation-only phrasing) pair; clips shorter than ``min_frames`` are left out.
+    ``split="val"`` gives the validation prompts that checkpoint selection (:mod:`.select`) uses."""
+    idx = [i for i, r in enumerate(clips.records) if r["split"] == split and not r["mirrored"]]
     idx = [i for i in idx if len(clips.joints[i]) >= min_frames][:max_clips]
     return [
         TestItem(
@@ -80,6 +83,13 @@ def test_items(clips: MotionClips, max_frames: int, min_frames: int, max_clips: 
         for i in idx
         for text in clips.records[i]["eval_texts"]
     ]
+
+
+def frame_range(gen, evaluator: RetrievalEvaluator) -> tuple[int, int]:
+    """(longest, shortest) motion in frames that both the model and the evaluator take."""
+    fps = gen.cfg.fps
+    longest = min(int(round(gen.cfg.max_duration_s * fps)), evaluator.cfg.max_frames)
+    return longest, int(np.ceil(gen.cfg.min_duration_s * fps))
 
 
 def fit_length(joints: np.ndarray, frames: int) -> np.ndarray:
@@ -209,8 +219,7 @@ def evaluate(
     evaluator, ev_summary = load_or_train(clips, embedder=embedder, progress=progress)
     t = tick("evaluator (cached or trained)", t)
 
-    max_frames = min(int(round(gen.cfg.max_duration_s * fps)), evaluator.cfg.max_frames)
-    min_frames = int(np.ceil(gen.cfg.min_duration_s * fps))
+    max_frames, min_frames = frame_range(gen, evaluator)
     items = test_items(clips, max_frames, min_frames, max_clips)
     labels = [it.label for it in items]
     gt = [clips.joints[it.clip][: it.frames] for it in items]

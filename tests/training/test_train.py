@@ -170,3 +170,25 @@ def test_init_from_a_model_folder_starts_from_its_weights(tmp_path, monkeypatch)
     second = _state(tmp_path / "second")
     for k, v in start.items():
         torch.testing.assert_close(second[k], v.float(), rtol=0, atol=0, msg=k)
+
+
+@pytest.mark.slow
+def test_a_stop_between_validations_leaves_a_snapshot_and_a_log_row_of_the_last_step(tmp_path, monkeypatch):
+    from temos_blender.evaluate.select import snapshots, validation_log
+
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    run = tmp_path / "run"
+    common = ["--config", str(TINY), "--data", str(data), "--out", str(run), "--threads", "1"]
+    assert main([*common, "--stop-after", "4"]) == 0  # validations every 3 steps: 3, then the stop at 4
+    assert [s for s, _ in snapshots(run)] == [3, 4]
+    assert sorted(validation_log(run)) == [3, 4]
+    torch.testing.assert_close(
+        load_model(run / "snapshots" / "step000004").state_dict()["textencoder.mu_token"],
+        _state(run)["textencoder.mu_token"],
+        rtol=0,
+        atol=0,
+    )
+    assert main([*common, "--resume"]) == 0  # runs to max_steps = 6: no second row for step 4
+    assert [s for s, _ in snapshots(run)] == [3, 4, 6]
+    assert sorted(validation_log(run)) == [3, 4, 6]

@@ -1,0 +1,162 @@
+"""Choose the checkpoint to ship from a training run, by validation retrieval and validation reconstruction.
+
+    python -m temos_blender.evaluate.select runs/bundled                     # scores → runs/bundled/selection.json
+    python -m temos_blender.evaluate.select runs/bundled --export vendor_models/temos-cmu-kitml
+
+Candidates are the run's snapshots (``RUN/snapshots/stepNNNNNN``, one per validation). Each is scored on the
+*validation* split — the test split stays untouched for the final report — with the evaluation's retrieval evaluator
+(trained on the training split only): R@3 of fact-1 samples for the validation clips' evaluation-only phrasings,
+averaged over a few independent draws, and R@3 of the mean latent (fact 0) for reference. The validation
+reconstruction from the text latent comes from the training log (``val_rec_text``).
+
+Rule: among the snapshots whose validation reconstruction is within ``rec_tolerance`` (5 %) of the lowest one's, the
+one with the highest mean fact-1 R@3; ties go to the later step. Reconstruction alone would pick the blurriest
+checkpoint (an average motion reconstructs well and animates badly); retrieval alone could pick one that drifted
+from the data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SNAPSHOT = re.compile(r"^step(\d+)$")
+
+
+def snapshots(run: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of the run's snapshots that hold weights, by step."""
+    found = []
+    for folder in (run / "snapshots").glob("step*"):
+        m = SNAPSHOT.match(folder.name)
+        if m and (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+            found.append((int(m.group(1)), folder))
+    return sorted(found)
+
+
+def validation_log(run: Path) -> dict[int, dict]:
+    """The training log's validation rows (``RUN/log.jsonl``) by step; the last row of a step wins (resumes)."""
+    rows = {}
+    path = run / "log.jsonl"
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[int(row["step"])] = row
+    return rows
+
+
+def choose(rows: list[dict], rec_tolerance: float = 0.05) -> dict:
+    """The row to ship: highest ``R@3_fact1`` among rows with ``val_rec_text`` ≤ (1 + tolerance) × the lowest;
+    ties → the later step. Rows without a reconstruction (no log row) are only eligible when none has one."""
+    if not rows:
+        raise ValueError("no checkpoints to choose from")
+    with_rec = [r for r in rows if r.get("val_rec_text") is not None]
+    pool = rows
+    if with_rec:
+        limit = (1.0 + rec_tolerance) * min(r["val_rec_text"] for r in with_rec)
+        pool = [r for r in with_rec if r["val_rec_text"] <= limit]
+    return max(pool, key=lambda r: (round(r["R@3_fact1"], 6), r["step"]))
+
+
+def score(folder: Path, clips, evaluator, embedder, draws: int = 3, seed: int = 0, repeats: int = 20) -> dict:
+    """Validation R@3 of one model folder: fact 0 and ``draws`` independent fact-1 samplings of every prompt."""
+    from ..core.generate import TemosGenerator
+    from .metrics import r_precision
+    from .run import frame_range, test_items
+    from .sampling import sample_joints, text_latents
+
+    gen = TemosGenerator.load(folder, device="cpu")
+    items = test_items(clips, *frame_range(gen, evaluator), split="val")
+    prompts = [it.text for it in items]
+    text_emb = evaluator.embed_texts(embedder(prompts))
+    unique = sorted(set(prompts))
+    mu_u, logvar_u = text_latents(gen, unique)
+    sel = torch.tensor([unique.index(p) for p in prompts])
+    mu, logvar, lengths = mu_u[sel], logvar_u[sel], [it.frames for it in items]
+
+    def r3(joints) -> float:
+        return float(r_precision(evaluator.embed_motions(joints, gen.cfg.fps), text_emb, repeats=repeats, seed=seed)[2])
+
+    fact1 = [
+        r3(sample_joints(gen, mu, logvar, lengths, 1.0, seeds=[seed + 100_000 * d + k for k in range(len(items))]))
+        for d in range(draws)
+    ]
+    fact0 = r3(sample_joints(gen, mu, logvar, lengths, 0.0, seeds=[0] * len(items)))
+    return {"prompts": len(items), "R@3_fact1": float(np.mean(fact1)), "R@3_fact1_draws": fact1, "R@3_fact0": fact0}
+
+
+def select(run: Path, last: int | None = None, draws: int = 3, seed: int = 0, rec_tolerance: float = 0.05) -> dict:
+    """Score the run's snapshots (the ``last`` N only, when given) and choose one; returns the report dict."""
+    from tqdm import tqdm
+
+    from ..core.weights import read_config
+    from .clips import load_motion_clips
+    from .evaluator import SentenceEmbedder, load_or_train
+
+    found = snapshots(run)
+    if not found:
+        raise FileNotFoundError(f"{run} has no snapshots (expected {run / 'snapshots' / 'stepNNNNNN'})")
+    found = found[-last:] if last else found
+    log = validation_log(run)
+    clips = load_motion_clips(read_config(found[0][1]).fps, splits=("train", "val"))
+    embedder = SentenceEmbedder()
+    evaluator, _ = load_or_train(clips, embedder=embedder)
+    rows = []
+    for step, folder in tqdm(found, desc="validation R@3", unit="checkpoint"):
+        t0 = time.monotonic()
+        row = {"step": step, "folder": folder.name, "val_rec_text": log.get(step, {}).get("val_rec_text")}
+        row.update(score(folder, clips, evaluator, embedder, draws=draws, seed=seed))
+        row["seconds"] = round(time.monotonic() - t0, 1)
+        rows.append(row)
+    chosen = choose(rows, rec_tolerance)
+    return {
+        "run": run.name,
+        "rule": f"highest mean validation R@3 of {draws} fact-1 draws among snapshots whose val_rec_text is within "
+        f"{100 * rec_tolerance:g} % of the lowest; ties to the later step",
+        "chosen_step": chosen["step"],
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m temos_blender.evaluate.select", description=__doc__.split("\n")[0])
+    parser.add_argument("run", help="training run folder (holds snapshots/ and log.jsonl)")
+    parser.add_argument("--last", type=int, default=None, help="score only the N latest snapshots")
+    parser.add_argument("--draws", type=int, default=3, help="independent fact-1 draws per checkpoint (default 3)")
+    parser.add_argument("--rec-tolerance", type=float, default=0.05, help="reconstruction slack (default 0.05)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", default=None, help="write the chosen checkpoint here as float16")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run = Path(args.run)
+    try:
+        report = select(run, args.last, args.draws, args.seed, args.rec_tolerance)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    (run / "selection.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    print(f"{'step':>7} {'val_rec_text':>12} {'R@3 fact1':>10} {'R@3 fact0':>10}")
+    for r in report["rows"]:
+        rec = "—" if r["val_rec_text"] is None else f"{r['val_rec_text']:.4f}"
+        mark = "  ← chosen" if r["step"] == report["chosen_step"] else ""
+        print(f"{r['step']:>7} {rec:>12} {100 * r['R@3_fact1']:>9.1f}% {100 * r['R@3_fact0']:>9.1f}%{mark}")
+    print(f"wrote {run / 'selection.json'}")
+    if args.export:
+        from ..core.weights import load_model, save_model
+
+        save_model(load_model(run / "snapshots" / f"step{report['chosen_step']:06d}"), args.export, half=True)
+        print(f"exported step {report['chosen_step']} to {args.export}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
