@@ -69,9 +69,11 @@ RUN ?= runs/bundled
 select: data
 	$(PY) -m temos_blender.evaluate.select $(RUN)
 
-## eval: evaluate the bundled model against baselines; writes docs/EVALUATION.md
+## eval: evaluate the bundled model against baselines; writes docs/EVALUATION.md, docs/QUALITATIVE.md and its
+## preview sheets (docs/img/qualitative)
 eval: data
-	$(PY) -m temos_blender.evaluate --model vendor_models/temos-cmu-kitml --out docs/EVALUATION.md
+	$(PY) -m temos_blender.evaluate --model vendor_models/temos-cmu-kitml --out docs/EVALUATION.md \
+		--sheets docs/img/qualitative
 
 ## bench: every benchmark in benchmarks/; results go to docs/BENCHMARKS.md
 bench: venv

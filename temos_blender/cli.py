@@ -41,7 +41,7 @@ EXIT_USAGE = 2
 
 RIG_SUFFIXES = (".blend", ".fbx", ".bvh")
 EXPORT_FORMATS = ("bvh", "fbx", "glb")
-PREVIEW_CHOICES = ("mp4", "gif", "none")
+PREVIEW_CHOICES = ("mp4", "gif", "png", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_TAKES = 16
 MANIFEST_NAME = "takes.json"
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preview",
         choices=PREVIEW_CHOICES,
         default="mp4",
-        help="preview video of all takes side by side (default mp4)",
+        help="preview of all takes side by side: a video (mp4, gif) or a sheet of six frames (png); default mp4",
     )
     gen.add_argument(
         "--device",

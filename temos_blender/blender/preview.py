@@ -1,4 +1,4 @@
-"""A preview anyone can watch: every take of an armature side by side, rendered headless to MP4 or GIF.
+"""A preview anyone can watch: every take of an armature side by side, rendered headless to MP4, GIF or a PNG sheet.
 
 Armatures do not render, so each take gets a copy of the armature with stand-in geometry: one capsule per deform
 bone, sized by the bone's length and skinned rigidly to it. The takes stand in a row, each in its own colour and
@@ -12,6 +12,9 @@ temos_blender.blender.preview``) and falls back to Cycles when that child dies.
 
 Blender has no GIF writer: :func:`write_gif` encodes the rendered PNG frames itself (GIF89a, LZW, one palette of
 the most used colours, only the changed rectangle of each frame).
+
+The PNG is a contact sheet to read at a glance (in a document, a review tool, a chat): :data:`SHEET_FRAMES` frames
+evenly spaced from the first to the last, left to right and top to bottom, :data:`SHEET_COLUMNS` to a row.
 """
 
 from __future__ import annotations
@@ -31,11 +34,15 @@ from mathutils import Euler, Matrix, Vector
 
 from . import bake, compat
 
-PREVIEW_FORMATS: tuple[str, ...] = ("mp4", "gif")
+PREVIEW_FORMATS: tuple[str, ...] = ("mp4", "gif", "png")
 ENGINES: tuple[str, ...] = ("workbench", "cycles")
 RESOLUTION: tuple[int, int] = (320, 240)
 CAMERA_TILT_DEG = 12.0
 """How far the camera looks down: enough to see the feet on the floor, little enough to read the poses."""
+SHEET_FRAMES = 6
+SHEET_COLUMNS = 3
+SHEET_GAP_PX = 4
+"""White space between the frames of a sheet."""
 GIF_FPS = 10.0
 """GIF frames are taken at about this rate (GIF delays are whole hundredths of a second)."""
 CYCLES_SAMPLES = 4
@@ -441,6 +448,52 @@ def render_gif(scene, out_path: Path) -> Path:
     return out_path
 
 
+def sheet_frames(start: int, end: int, count: int = SHEET_FRAMES) -> list[int]:
+    """``count`` frames evenly spaced from ``start`` to ``end`` (both included; fewer when the range is shorter)."""
+    return sorted({int(round(f)) for f in np.linspace(start, end, count)})
+
+
+def tile(images: list[np.ndarray], columns: int, gap: int = SHEET_GAP_PX) -> np.ndarray:
+    """Equal-sized (H, W, 3) uint8 images → one (rows·H + gaps, columns·W + gaps, 3) sheet, row by row, on white."""
+    h, w, _ = images[0].shape
+    rows = -(-len(images) // columns)
+    cols = min(columns, len(images))
+    sheet = np.full((rows * h + (rows + 1) * gap, cols * w + (cols + 1) * gap, 3), 255, np.uint8)
+    for k, image in enumerate(images):
+        r, c = divmod(k, columns)
+        y, x = gap + r * (h + gap), gap + c * (w + gap)
+        sheet[y : y + h, x : x + w] = image
+    return sheet
+
+
+def write_png(path: Path, rgb: np.ndarray) -> Path:
+    """Save an (H, W, 3) uint8 image as PNG through Blender's image writer."""
+    h, w, _ = rgb.shape
+    image = bpy.data.images.new("TEMOS Preview Sheet", w, h, alpha=False)
+    try:
+        rgba = np.concatenate([rgb[::-1].astype(np.float32) / 255.0, np.ones((h, w, 1), np.float32)], axis=2)
+        image.pixels.foreach_set(rgba.ravel())
+        image.filepath_raw = str(path)
+        image.file_format = "PNG"
+        image.save()
+    finally:
+        bpy.data.images.remove(image)
+    return path
+
+
+def render_sheet(scene, out_path: Path) -> Path:
+    """Render :func:`sheet_frames` of the scene's frame range and tile them into one PNG at ``out_path``."""
+    _set_png_output(scene)
+    with tempfile.TemporaryDirectory(prefix="temos-preview-") as folder:
+        frames = []
+        for frame in sheet_frames(scene.frame_start, scene.frame_end):
+            scene.frame_set(frame)
+            scene.render.filepath = os.path.join(folder, f"frame_{frame:05d}.png")
+            bpy.ops.render.render(write_still=True)
+            frames.append(_read_png(Path(scene.render.filepath)))
+    return write_png(out_path, tile(frames, SHEET_COLUMNS))
+
+
 def render_preview(
     obj: bpy.types.Object, out_path: str | os.PathLike, engine: str = "workbench", resolution=RESOLUTION
 ) -> Path:
@@ -452,7 +505,8 @@ def render_preview(
     scene = bpy.context.scene
     build_preview_scene(obj, resolution)
     configure_render(scene, engine, resolution)
-    return render_mp4(scene, out_path) if fmt == "mp4" else render_gif(scene, out_path)
+    render = {"mp4": render_mp4, "gif": render_gif, "png": render_sheet}[fmt]
+    return render(scene, out_path)
 
 
 # GIF -----------------------------------------------------------------------------------------------------------
@@ -604,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Render the preview of an armature's takes from a .blend file.")
     parser.add_argument("blend")
     parser.add_argument("armature")
-    parser.add_argument("out", help="output file, .mp4 or .gif")
+    parser.add_argument("out", help="output file: .mp4, .gif or .png (a sheet of frames)")
     parser.add_argument("--engine", choices=ENGINES, default="workbench")
     args = parser.parse_args(argv)
     bpy.ops.wm.open_mainfile(filepath=args.blend, load_ui=False)

@@ -3,12 +3,21 @@
 Eight prompts are evaluation-only phrasings of test-split clips (one per frequent action, picked deterministically
 from the data cache); twelve are new prompts an animator might type, some of actions the training data barely has
 (a jump, a kick, a bow, sitting down). Each prompt carries the check that says whether a take does what it asks.
+
+:func:`render_sheets` makes the same takes again through the command line (``temos-blender generate --preview png``,
+same seeds and length) so that a reader can look at them: one PNG sheet of six moments per prompt.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -133,6 +142,10 @@ def qualitative_markdown(rows: list[dict], header: dict) -> str:
         "| # | prompt | source | expectation | passed | per take (seed: numbers) | verdict |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+    sheets = [r.get("sheet") for r in rows]
+    if any(sheets):
+        lines[-2] = lines[-2].replace(" verdict |", " verdict | sheet |")
+        lines[-1] += " --- |"
     for k, r in enumerate(rows, 1):
         per_take = "; ".join(
             f"{t['seed']}{'✓' if t['pass'] else '✗'}: "
@@ -142,7 +155,15 @@ def qualitative_markdown(rows: list[dict], header: dict) -> str:
         lines.append(
             f"| {k} | {r['prompt']} | {r['source']} | {r['expectation']} | {r['passed']}/{TAKES} | {per_take} | "
             f"{VERDICTS.get(r['passed'], '')} |"
+            + (f" [{Path(r['sheet']).name}]({r['sheet']}) |" if any(sheets) else "")
         )
+    if any(sheets):
+        lines += [
+            "",
+            "Sheets (`temos-blender generate --preview png`, the same seeds and length): six moments of the prompt's "
+            "three takes, evenly spaced from the first frame to the last, left to right and top to bottom; the "
+            "camera looks at the body's front at the first frame, slightly from above.",
+        ]
     lines += [
         "",
         "Abbreviations: fwd = pelvis displacement forward (m), left = to the body's left (m), steps = swaps of the "
@@ -179,6 +200,31 @@ _SHORT = {"forward_m": "fwd", "left_m": "left", "steps": "steps", "heading_chang
 
 def _short(key: str) -> str:
     return _SHORT.get(key, key)
+
+
+def render_sheets(
+    prompts: list[str], folder: str | os.PathLike, model: str | os.PathLike, seed: int = 0, timeout_s: float = 1800.0
+) -> list[Path]:
+    """One preview sheet per prompt (``folder``/NN.png, NN from 01) of the takes :func:`run_qualitative` checks, made
+    by the command line in a child process (it needs ``bpy``; this module does not). Returns the sheets' paths.
+    Raises RuntimeError with the command's last output when it fails."""
+    folder = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="temos-sheets-") as tmp:
+        listing = Path(tmp) / "prompts.txt"
+        listing.write_text("\n".join(prompts) + "\n", encoding="utf-8")
+        out = Path(tmp) / "out"
+        cmd = [sys.executable, "-m", "temos_blender", "generate", "--prompts", str(listing), "--takes", str(TAKES),
+               "--duration", f"{DURATION_S:g}", "--seed", str(seed), "--rig", "smpl", "--model", str(model),
+               "--export", "none", "--preview", "png", "--out", str(out)]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        made = sorted(out.glob("*/preview.png")) if out.is_dir() else []
+        if proc.returncode != 0 or len(made) != len(prompts):
+            tail = " | ".join((proc.stderr.strip() or proc.stdout.strip()).splitlines()[-3:])
+            raise RuntimeError(f"the sheets could not be made (exit status {proc.returncode}): {tail}")
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in folder.glob("[0-9][0-9].png"):
+            old.unlink()
+        return [Path(shutil.copyfile(src, folder / f"{k:02d}.png")) for k, src in enumerate(made, 1)]
 
 
 def pass_rate(rows: list[dict]) -> float:

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -597,6 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="numbers as JSON (default: evaluation.json beside --out)")
     parser.add_argument("--qualitative", default=None, help="qualitative report (default: QUALITATIVE.md beside --out)")
     parser.add_argument("--no-qualitative", action="store_true", help="skip the 20-prompt qualitative set")
+    parser.add_argument(
+        "--sheets",
+        default=None,
+        help="also render a preview sheet of each qualitative prompt's takes into this folder (needs bpy)",
+    )
     parser.add_argument("--max-clips", type=int, default=None, help="use only the first N test clips (quick runs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -624,13 +630,26 @@ def main(argv: list[str] | None = None) -> int:
         rows = run_qualitative(gen, clips, seed=args.seed)
         res["qualitative"] = rows
         res["seconds"]["qualitative"] = round(time.monotonic() - t0, 1)
+        q_path = Path(args.qualitative) if args.qualitative else out.with_name("QUALITATIVE.md")
+        if args.sheets:
+            from .qualitative import render_sheets
+
+            t0 = time.monotonic()
+            try:
+                sheets = render_sheets([r["prompt"] for r in rows], args.sheets, args.model, seed=args.seed)
+            except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+                print(f"warning: no preview sheets: {e}", file=sys.stderr)
+            else:
+                for r, sheet in zip(rows, sheets):
+                    r["sheet"] = Path(os.path.relpath(sheet, q_path.parent)).as_posix()
+                print(f"wrote {len(sheets)} preview sheets to {args.sheets}")
+            res["seconds"]["preview sheets"] = round(time.monotonic() - t0, 1)
         header = {
             "model_id": res["model"]["model_id"],
             "sha256": res["model"]["weights_sha256_16"],
             "date": res["date"],
             "seed": args.seed,
         }
-        q_path = Path(args.qualitative) if args.qualitative else out.with_name("QUALITATIVE.md")
         q_path.write_text(qualitative_markdown(rows, header), encoding="utf-8")
         print(f"wrote {q_path}")
         res["seconds"]["total"] = round(res["seconds"]["total"] + res["seconds"]["qualitative"], 1)

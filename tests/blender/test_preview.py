@@ -237,16 +237,51 @@ def test_preview_refuses_an_armature_without_takes(empty_scene):
         preview.build_preview_scene(obj)
 
 
-@pytest.mark.timeout(300, method="thread")
-def test_gif_preview_renders_in_a_child_process(empty_scene, tmp_path):
+def _render_two_takes_in_a_child(folder, name: str) -> str:
+    """Two 12-frame takes on a chain armature, saved and rendered to ``folder``/``name`` by the child process."""
     obj = _chain_armature()
     _bake_takes(obj, n_takes=2, frames=12)
-    blend = tmp_path / "takes.blend"
+    blend = folder / "takes.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend), check_existing=False)
-    engine = preview.render_preview_subprocess(blend, obj.name, tmp_path / "preview.gif", timeout_s=140)
-    assert engine in preview.ENGINES
+    return preview.render_preview_subprocess(blend, obj.name, folder / name, timeout_s=140)
+
+
+@pytest.mark.timeout(300, method="thread")
+def test_gif_preview_renders_in_a_child_process(empty_scene, tmp_path):
+    assert _render_two_takes_in_a_child(tmp_path, "preview.gif") in preview.ENGINES
     frames, delays, _ = _decode_gif((tmp_path / "preview.gif").read_bytes())
     assert len(frames) == 4  # 12 frames at 30 fps, one GIF frame every 3rd (10 fps)
     assert frames[0].shape == (240, 320, 3)
     assert delays == [10] * 4
     assert len(np.unique(frames[0].reshape(-1, 3), axis=0)) > 3  # background, floor, bodies, labels: not blank
+
+
+def test_sheet_frames_span_the_range_evenly_and_tiles_keep_every_pixel():
+    assert preview.sheet_frames(1, 121) == [1, 25, 49, 73, 97, 121]
+    assert preview.sheet_frames(1, 3) == [1, 2, 3]  # a short range gives fewer frames, never repeats
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (5, 7, 3), dtype=np.uint8) for _ in range(5)]
+    sheet = preview.tile(images, columns=3, gap=2)
+    assert sheet.shape == (2 * 5 + 3 * 2, 3 * 7 + 4 * 2, 3)
+    np.testing.assert_array_equal(sheet[2:7, 2:9], images[0])
+    np.testing.assert_array_equal(sheet[9:14, 11:18], images[4])  # second row, second column
+    assert (sheet[9:14, 20:27] == 255).all()  # the missing sixth frame stays blank
+
+
+def test_png_written_through_blender_reads_back_exactly(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
+    path = preview.write_png(tmp_path / "sheet.png", rgb)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(preview._read_png(path), rgb)
+
+
+@pytest.mark.timeout(300, method="thread")
+def test_png_sheet_renders_six_moments_of_the_takes_in_a_child_process(empty_scene, tmp_path):
+    assert _render_two_takes_in_a_child(tmp_path, "sheet.png") in preview.ENGINES
+    sheet = preview._read_png(tmp_path / "sheet.png")
+    gap, (w, h) = preview.SHEET_GAP_PX, preview.RESOLUTION
+    assert sheet.shape == (2 * h + 3 * gap, 3 * w + 4 * gap, 3)  # 6 frames, 3 to a row
+    first = sheet[gap : gap + h, gap : gap + w]
+    last = sheet[2 * gap + h : 2 * gap + 2 * h, 3 * gap + 2 * w : 3 * gap + 3 * w]
+    assert len(np.unique(first.reshape(-1, 3), axis=0)) > 3  # background, floor, bodies, labels: not blank
+    assert (first != last).any(axis=-1).mean() > 0.001  # the takes moved between the first and the last frame
