@@ -466,18 +466,28 @@ def tile(images: list[np.ndarray], columns: int, gap: int = SHEET_GAP_PX) -> np.
     return sheet
 
 
-def write_png(path: Path, rgb: np.ndarray) -> Path:
-    """Save an (H, W, 3) uint8 image as PNG through Blender's image writer."""
+def write_png(path: Path, rgb: np.ndarray, scene=None) -> Path:
+    """Save an (H, W, 3) uint8 image as a maximally compressed PNG through Blender's image writer (the pixels
+    unchanged: the Standard view transform; ``scene``'s output settings are put back afterwards)."""
+    scene = scene or bpy.context.scene
+    settings, view = scene.render.image_settings, scene.view_settings
+    saved = (settings.file_format, settings.color_mode, settings.compression, view.view_transform, view.look)
+    media_type = getattr(settings, "media_type", None)  # Blender 5.0+: restored first, the format list depends on it
     h, w, _ = rgb.shape
     image = bpy.data.images.new("TEMOS Preview Sheet", w, h, alpha=False)
     try:
+        _set_png_output(scene)
+        settings.compression = 100
+        view.view_transform, view.look = "Standard", "None"
         rgba = np.concatenate([rgb[::-1].astype(np.float32) / 255.0, np.ones((h, w, 1), np.float32)], axis=2)
         image.pixels.foreach_set(rgba.ravel())
-        image.filepath_raw = str(path)
-        image.file_format = "PNG"
-        image.save()
+        image.save_render(str(path), scene=scene)
     finally:
         bpy.data.images.remove(image)
+        if media_type is not None:
+            settings.media_type = media_type
+        settings.file_format, settings.color_mode, settings.compression = saved[:3]
+        view.view_transform, view.look = saved[3:]
     return path
 
 
@@ -491,7 +501,7 @@ def render_sheet(scene, out_path: Path) -> Path:
             scene.render.filepath = os.path.join(folder, f"frame_{frame:05d}.png")
             bpy.ops.render.render(write_still=True)
             frames.append(_read_png(Path(scene.render.filepath)))
-    return write_png(out_path, tile(frames, SHEET_COLUMNS))
+    return write_png(out_path, tile(frames, SHEET_COLUMNS), scene)
 
 
 def render_preview(

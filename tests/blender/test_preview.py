@@ -285,3 +285,12 @@ def test_png_sheet_renders_six_moments_of_the_takes_in_a_child_process(empty_sce
     last = sheet[2 * gap + h : 2 * gap + 2 * h, 3 * gap + 2 * w : 3 * gap + 3 * w]
     assert len(np.unique(first.reshape(-1, 3), axis=0)) > 3  # background, floor, bodies, labels: not blank
     assert (first != last).any(axis=-1).mean() > 0.001  # the takes moved between the first and the last frame
+
+
+def test_writing_a_png_puts_the_scenes_output_settings_back(empty_scene, tmp_path):
+    settings = empty_scene.render.image_settings
+    settings.file_format, settings.compression = "JPEG", 40
+    empty_scene.view_settings.view_transform = "Filmic" if bpy.app.version < (4, 0, 0) else "AgX"
+    before = (settings.file_format, settings.compression, empty_scene.view_settings.view_transform)
+    preview.write_png(tmp_path / "x.png", np.zeros((4, 4, 3), np.uint8), empty_scene)
+    assert (settings.file_format, settings.compression, empty_scene.view_settings.view_transform) == before
