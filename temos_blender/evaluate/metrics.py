@@ -36,18 +36,56 @@ def r_precision(
     splits them into batches of ``batch_size`` (1 true text + 31 others; a last incomplete batch is dropped).
     Returns (top_k,) fractions, averaged over all motions of all repeats.
     """
+    ranks = np.concatenate([r for _, r in _batched_ranks(motion_emb, text_emb, batch_size, repeats, seed)])
+    return np.array([(ranks < k).mean() for k in range(1, top_k + 1)])
+
+
+def _batched_ranks(
+    motion_emb: np.ndarray, text_emb: np.ndarray, batch_size: int, repeats: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(item indices, ranks of their true texts) of every full batch of every seeded shuffle."""
     n = len(motion_emb)
     assert n == len(text_emb), f"{n} motions but {len(text_emb)} texts"
     assert n >= batch_size, f"R-precision needs at least {batch_size} items; got {n}"
     rng = np.random.default_rng(seed)
-    ranks = []
+    out = []
     for _ in range(repeats):
         order = rng.permutation(n)
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start : start + batch_size]
-            ranks.append(_ranks_of_true(motion_emb[idx], text_emb[idx]))
-    ranks = np.concatenate(ranks)
-    return np.array([(ranks < k).mean() for k in range(1, top_k + 1)])
+            out.append((idx, _ranks_of_true(motion_emb[idx], text_emb[idx])))
+    return out
+
+
+def r_precision_hits(
+    motion_emb: np.ndarray, text_emb: np.ndarray, k: int = 3, batch_size: int = 32, repeats: int = 20, seed: int = 0
+) -> np.ndarray:
+    """(N,) per item: the share of :func:`r_precision`'s batches (same shuffles for the same ``seed``) in which its
+    own text is among the ``k`` nearest; NaN for an item that never landed in a full batch. Two methods scored on the
+    same items with the same seed meet the same distractors, so their per-item difference is a paired comparison."""
+    hits, seen = np.zeros(len(motion_emb)), np.zeros(len(motion_emb))
+    for idx, ranks in _batched_ranks(motion_emb, text_emb, batch_size, repeats, seed):
+        hits[idx] += ranks < k
+        seen[idx] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen > 0, hits / np.maximum(seen, 1), np.nan)
+
+
+def paired_difference_ci(
+    a: np.ndarray, b: np.ndarray, groups: Sequence, n_boot: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``a − b`` over the items both score (NaN-free) and its bootstrap confidence interval at ``level``,
+    resampling whole ``groups`` (e.g. all prompts of one clip, which are not independent). Returns (mean, low, high)."""
+    d = np.asarray(a, float) - np.asarray(b, float)
+    keep = ~np.isnan(d)
+    d, labels = d[keep], np.asarray([str(g) for g in groups])[keep]
+    _, group = np.unique(labels, return_inverse=True)
+    sums, counts = np.bincount(group, weights=d), np.bincount(group).astype(float)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(sums), size=(n_boot, len(sums)))
+    boot = sums[pick].sum(1) / counts[pick].sum(1)
+    tail = 100 * (1 - level) / 2
+    return float(d.mean()), float(np.percentile(boot, tail)), float(np.percentile(boot, 100 - tail))
 
 
 def ranks_against_other_labels(

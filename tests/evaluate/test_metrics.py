@@ -34,6 +34,34 @@ def test_r_precision_grows_with_k():
     assert 1 / 32 < r[0] <= r[1] <= r[2] <= 1
 
 
+def test_per_item_hits_average_to_r_precision_and_pair_two_methods_on_the_same_distractors():
+    motions = unit_rows(100, seed=5)  # 100 items: 4 dropped from each shuffle, so weights differ slightly
+    texts = motions + 0.5 * unit_rows(100, seed=6)
+    hits = metrics.r_precision_hits(motions, texts, k=3, repeats=8, seed=2)
+    assert hits.shape == (100,) and np.all((hits >= 0) & (hits <= 1))
+    r3 = metrics.r_precision(motions, texts, repeats=8, seed=2)[2]
+    assert abs(np.nanmean(hits) - r3) < 0.02
+    np.testing.assert_array_equal(metrics.r_precision_hits(motions, texts, k=3, repeats=8, seed=2), hits)
+    perfect = metrics.r_precision_hits(texts, texts, k=1, repeats=8, seed=2)
+    assert np.all(perfect[~np.isnan(perfect)] == 1.0)
+
+
+def test_paired_difference_ci_brackets_the_true_shift_and_excludes_zero_only_when_it_should():
+    rng = np.random.default_rng(0)
+    clips = np.repeat(np.arange(300), 3)  # three prompts per clip
+    a = rng.uniform(0, 1, 900)
+    mean, lo, hi = metrics.paired_difference_ci(a + 0.05, a, clips)
+    assert mean == pytest.approx(0.05) and lo == pytest.approx(0.05) and hi == pytest.approx(0.05)
+    noisy = a + rng.normal(0, 0.3, 900)
+    mean, lo, hi = metrics.paired_difference_ci(noisy, a, clips)
+    assert lo < 0 < hi and lo < mean < hi  # no real difference: the interval holds zero
+    mean, lo, hi = metrics.paired_difference_ci(noisy - 0.1, a, clips)
+    assert hi < 0 and lo < mean < hi
+    with_nan = a.copy()
+    with_nan[:3] = np.nan  # an item no method scored is left out, not counted as zero
+    assert metrics.paired_difference_ci(with_nan + 0.05, with_nan, clips)[0] == pytest.approx(0.05)
+
+
 def test_other_label_r_precision_forgives_texts_of_the_same_label():
     labels = np.repeat(np.arange(12), 8)  # 12 labels × 8 items; items of one label are indistinguishable
     centres = unit_rows(12, seed=5)
