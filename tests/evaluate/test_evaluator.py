@@ -188,7 +188,13 @@ def test_fact_1_beats_fact_0_only_when_every_independent_draw_does(tmp_path, dra
 
 def test_the_report_gives_the_paired_fact_1_minus_fact_0_difference_with_its_interval(tmp_path):
     res = fake_results()
-    res["methods"]["temos_fact1"]["R@3_minus_fact0"] = {"mean": -0.005, "ci95": [-0.012, 0.002], "resampled": "test clips"}
+    res["methods"]["temos_fact1"]["R@3_minus_fact0"] = {
+        "mean": -0.005,
+        "ci95": [-0.012, 0.002],
+        "resampled": "test clips",
+    }
     write_markdown(res, tmp_path / "EVALUATION.md")
     text = (tmp_path / "EVALUATION.md").read_text()
-    assert "fact 1 − fact 0 = -0.5 points, 95 % confidence interval -1.2 to +0.2 (bootstrap over the test clips)" in text
+    assert (
+        "fact 1 − fact 0 = -0.5 points, 95 % confidence interval -1.2 to +0.2 (bootstrap over the test clips)" in text
+    )
