@@ -104,6 +104,14 @@ def read_config(folder: str | os.PathLike) -> TemosConfig:
     return cfg
 
 
+def _normal_file_mode(path: Path) -> None:
+    """Give ``path`` the permissions of any new file under the process umask (safetensors writes owner-only files,
+    which other users — a render farm, a shared install — cannot read)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
 def save_model(model: Temos, folder: str | os.PathLike, half: bool = False) -> Path:
     """Write ``config.json`` + ``model.safetensors``; ``half`` stores float16 (buffers stay float32)."""
     from safetensors.torch import save_file
@@ -116,7 +124,9 @@ def save_model(model: Temos, folder: str | os.PathLike, half: bool = False) -> P
         if half and v.is_floating_point() and k not in ("mean", "std"):
             v = v.half()
         state[k] = v
-    save_file(state, str(folder / "model.safetensors"), metadata={"format": "temos-blender", "model_id": model.cfg.model_id})
+    weights = folder / "model.safetensors"
+    save_file(state, str(weights), metadata={"format": "temos-blender", "model_id": model.cfg.model_id})
+    _normal_file_mode(weights)
     (folder / "config.json").write_text(json.dumps(model.cfg.to_dict(), indent=2) + "\n", encoding="utf-8")
     return folder
 

@@ -628,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     json_path = Path(args.json) if args.json else out.with_name("evaluation.json")
+    for folder in {out.parent, json_path.parent, *([Path(args.qualitative).parent] if args.qualitative else [])}:
+        folder.mkdir(parents=True, exist_ok=True)
     from ..core.generate import TemosGenerator
     from ..errors import TemosError
 
