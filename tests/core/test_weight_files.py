@@ -217,4 +217,6 @@ def test_saved_weights_are_readable_like_any_new_file(tiny_model, tmp_path):
     save_model(tiny_model, tmp_path / "m", half=True)
     (tmp_path / "plain").write_text("x")
     mode = (tmp_path / "m" / "model.safetensors").stat().st_mode & 0o777
-    assert mode == (tmp_path / "plain").stat().st_mode & 0o777 == (tmp_path / "m" / "config.json").stat().st_mode & 0o777
+    assert (
+        mode == (tmp_path / "plain").stat().st_mode & 0o777 == (tmp_path / "m" / "config.json").stat().st_mode & 0o777
+    )
