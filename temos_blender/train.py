@@ -4,9 +4,10 @@
     torchrun --nproc_per_node 4 -m temos_blender.train --config ...        # DistributedDataParallel
 
 Losses (Petrovich et al. 2022, §3.3): SmoothL1 reconstruction of the motion features from the text latent and
-from the motion latent; KL(text‖N(0,I)), KL(motion‖N(0,I)), KL(text‖motion), KL(motion‖text), each at 1e-5;
-SmoothL1 between the two latents at 1e-5. The text model is frozen: its token features are computed once per
-text and cached on disk, so an epoch runs only the small networks.
+from the motion latent; KL(text‖N(0,I)), KL(motion‖N(0,I)), KL(text‖motion), KL(motion‖text), each at 1e-5 and
+averaged over the latent dimensions as the official KLLoss does; SmoothL1 between the two latents at 1e-5. The text
+model is frozen: its token features are computed once per text and cached on disk, so an epoch runs only the small
+networks.
 
 Checkpoints (``--out``/``last.pt``, own format, loaded with ``weights_only=True``) are written every
 ``checkpoint_every_min`` minutes and at the end; ``--resume`` continues from the last one with the same
@@ -84,7 +85,8 @@ class TrainConfig:
     (both branches); 0 = the paper. The pose term alone rewards the phase-average pose long before it rewards
     getting the motion's timing right; this term pays for the timing directly."""
     kl_weight: float = 1e-5
-    """Weight of each of the four KL terms."""
+    """Weight of each of the four KL terms, each a mean over the latent dimensions (the paper: 1e-5). A weight of
+    1e-5 × latent_dim is the same as 1e-5 on KLs summed over the dimensions."""
     latent_weight: float = 1e-5
     """Weight of the SmoothL1 between text and motion latents."""
     grad_clip: float = 1.0
@@ -159,9 +161,11 @@ class TextFeatureCache:
 
 # ------------------------------------------------------------------------------------------------ losses
 def kl_normal(mu_p, logvar_p, mu_q, logvar_q) -> torch.Tensor:
-    """KL(N(μp, σp) ‖ N(μq, σq)), summed over dimensions, mean over the batch (TEMOS' KLLoss)."""
+    """KL(N(μp, σp) ‖ N(μq, σq)) of diagonal Gaussians, averaged over the batch *and* the latent dimensions, as
+    TEMOS' KLLoss does (``kl_divergence(q, p).mean()`` on per-dimension Normals): with ``kl_weight`` 1e-5 this is
+    the paper's weighting whatever the latent width."""
     kl = 0.5 * (logvar_q - logvar_p + (logvar_p.exp() + (mu_p - mu_q) ** 2) / logvar_q.exp() - 1.0)
-    return kl.sum(-1).mean()
+    return kl.mean()
 
 
 def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -338,9 +342,10 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
     how much the text-decoded features change from frame to frame relative to the real ones
     (``val_change_ratio``: ≈ 0 for a still pose, ≈ 1 for motion as lively as the data), and how much of each clip's
     own variation over time the motion autoencoder reproduces (``val_dynamics_motion``, see :func:`dynamics_explained`;
-    the text branch cannot know a clip's phase, so its counterpart is not a target)."""
+    the text branch cannot know a clip's phase, so its counterpart is not a target), and the mean posterior σ of the
+    text and motion latents (``val_sigma_text``, ``val_sigma_motion``: the size of a fact-1 sample's step)."""
     model.eval()
-    rec_t, rec_m, n, change_pred, change_true, dynamics = 0.0, 0.0, 0, 0.0, 0.0, 0.0
+    rec_t, rec_m, n, change_pred, change_true, dynamics, sigma_t, sigma_m = 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0
     for i in range(0, len(clips), 64):
         chunk = clips[i : i + 64]
         feats = [c["crop"](0, min(c["features"].shape[0], cfg.max_frames)) for c in chunk]
@@ -351,8 +356,10 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
         mask = lengths_to_mask(lengths).to(device)
         motion = model.normalize(motion.to(device)) * mask[..., None]  # the space the losses are in
         tf, tm = texts.batch([c["texts"][0] for c in chunk])
-        mu_t, _ = model.encode_text(tf.to(device), tm.to(device))
-        mu_m, _ = model.encode_motion(motion, mask)
+        mu_t, logvar_t = model.encode_text(tf.to(device), tm.to(device))
+        mu_m, logvar_m = model.encode_motion(motion, mask)
+        sigma_t += torch.exp(0.5 * logvar_t).mean().item() * len(chunk)
+        sigma_m += torch.exp(0.5 * logvar_m).mean().item() * len(chunk)
         from_text = model.decode(mu_t, mask)
         rec_t += masked_smooth_l1(from_text, motion, mask).item() * len(chunk)
         from_motion = model.decode(mu_m, mask)
@@ -364,7 +371,8 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
         n += len(chunk)
     model.train()
     return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1),
-            "val_change_ratio": change_pred / max(change_true, 1e-9), "val_dynamics_motion": dynamics / max(n, 1)}  # fmt: skip
+            "val_change_ratio": change_pred / max(change_true, 1e-9), "val_dynamics_motion": dynamics / max(n, 1),
+            "val_sigma_text": sigma_t / max(n, 1), "val_sigma_motion": sigma_m / max(n, 1)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

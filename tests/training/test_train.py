@@ -54,6 +54,18 @@ def test_kl_of_identical_gaussians_is_zero_and_positive_otherwise():
     assert kl_normal(mu, logvar, mu + 1, logvar) > 0
 
 
+def test_kl_is_the_papers_mean_over_batch_and_latent_dimensions():
+    """TEMOS' KLLoss is ``kl_divergence(q, p).mean()`` on per-dimension Normals, so a weight of 1e-5 means the same
+    for any latent width; a sum over dimensions would weigh it latent_dim times more."""
+    mu_p, logvar_p, mu_q, logvar_q = (torch.randn(4, 16, dtype=torch.float64) for _ in range(4))
+    p = torch.distributions.Normal(mu_p, torch.exp(0.5 * logvar_p))
+    q = torch.distributions.Normal(mu_q, torch.exp(0.5 * logvar_q))
+    expected = torch.distributions.kl_divergence(p, q).mean()
+    assert torch.allclose(kl_normal(mu_p, logvar_p, mu_q, logvar_q), expected, rtol=1e-12)
+    wide = [torch.cat([t, t], dim=1) for t in (mu_p, logvar_p, mu_q, logvar_q)]  # twice the width, same per-dim KLs
+    assert torch.allclose(kl_normal(*wide), expected, rtol=1e-12)
+
+
 def test_masked_reconstruction_ignores_padding():
     target = torch.zeros(2, 5, 4)
     pred = torch.zeros(2, 5, 4)
