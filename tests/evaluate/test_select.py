@@ -9,14 +9,23 @@ import pytest
 from temos_blender.evaluate.select import choose, main, snapshots, validation_log
 
 
-def _row(step, rec, r3):
-    return {"step": step, "val_rec_text": rec, "R@3_fact1": r3}
+def _row(step, rec, r3, fid=1.0):
+    return {"step": step, "val_rec_text": rec, "R@3_fact1": r3, "val_FID": fid}
 
 
 def test_the_best_retrieval_wins_among_checkpoints_that_reconstruct_nearly_as_well_as_the_best():
     rows = [_row(1000, 0.200, 0.50), _row(2000, 0.205, 0.58), _row(3000, 0.230, 0.65)]
     assert choose(rows)["step"] == 2000  # 3000 retrieves better but reconstructs 15 % worse than the best
     assert choose(rows, rec_tolerance=0.20)["step"] == 3000
+
+
+def test_within_a_point_of_the_best_retrieval_the_most_data_like_motion_wins():
+    rows = [_row(1000, 0.200, 0.600, fid=0.30), _row(2000, 0.201, 0.594, fid=0.20), _row(3000, 0.202, 0.585, fid=0.10)]
+    assert choose(rows)["step"] == 2000  # 3000 has the best FID but is 1.5 points behind on R@3
+    assert choose(rows, r3_tolerance=0.02)["step"] == 3000
+    assert choose(rows, r3_tolerance=0.0)["step"] == 1000
+    rows[1].pop("val_FID")  # a row without a FID is never preferred to one with
+    assert choose(rows)["step"] == 1000
 
 
 def test_ties_go_to_the_later_step_and_rows_without_a_log_are_used_only_when_none_has_one():
