@@ -74,9 +74,10 @@ def choose(rows: list[dict], rec_tolerance: float = 0.05, r3_tolerance: float = 
 
 def score(folder: Path, clips, evaluator, embedder, draws: int = 3, seed: int = 0, repeats: int = 20) -> dict:
     """Validation R@3 of one model folder: fact 0 and ``draws`` independent fact-1 samplings of every prompt, and the
-    FID of the fact-1 samples (all draws) against the prompts' validation clips."""
+    FID of the fact-1 samples (all draws) against the prompts' validation clips, and their MultiModality (the spread of
+    one prompt's draws; reported, not part of the rule)."""
     from ..core.generate import TemosGenerator
-    from .metrics import frechet_distance, r_precision
+    from .metrics import frechet_distance, multimodality, r_precision
     from .run import frame_range, test_items
     from .sampling import sample_joints, text_latents
 
@@ -103,7 +104,8 @@ def score(folder: Path, clips, evaluator, embedder, draws: int = 3, seed: int = 
     fact1 = [r3(emb) for emb in fact1_emb]
     fact0 = r3(evaluator.embed_motions(sample_joints(gen, mu, logvar, lengths, 0.0, seeds=[0] * len(items)), fps))
     return {"prompts": len(items), "R@3_fact1": float(np.mean(fact1)), "R@3_fact1_draws": fact1, "R@3_fact0": fact0,
-            "val_FID": frechet_distance(np.concatenate(fact1_emb), gt_emb)}  # fmt: skip
+            "val_FID": frechet_distance(np.concatenate(fact1_emb), gt_emb),
+            "val_MM": multimodality(np.stack(fact1_emb, axis=1)) if draws >= 2 else None}  # fmt: skip
 
 
 def select(
@@ -167,12 +169,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     (run / "selection.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(f"{'step':>7} {'val_rec_text':>12} {'R@3 fact1':>10} {'R@3 fact0':>10} {'val_FID':>8}")
+    print(f"{'step':>7} {'val_rec_text':>12} {'R@3 fact1':>10} {'R@3 fact0':>10} {'val_FID':>8} {'val_MM':>7}")
     for r in report["rows"]:
         rec = "—" if r["val_rec_text"] is None else f"{r['val_rec_text']:.4f}"
         mark = "  ← chosen" if r["step"] == report["chosen_step"] else ""
         print(f"{r['step']:>7} {rec:>12} {100 * r['R@3_fact1']:>9.1f}% {100 * r['R@3_fact0']:>9.1f}% "
-              f"{r['val_FID']:>8.3f}{mark}")  # fmt: skip
+              f"{r['val_FID']:>8.3f} {r['val_MM'] or 0:>7.3f}{mark}")  # fmt: skip
     print(f"wrote {run / 'selection.json'}")
     if args.export:
         from ..core.weights import load_model, save_model
