@@ -2,6 +2,7 @@
 
     python -m temos_blender.evaluate.select runs/bundled                     # scores → runs/bundled/selection.json
     python -m temos_blender.evaluate.select runs/bundled --export vendor_models/temos-cmu-kitml
+    python -m temos_blender.evaluate.select runs/bundled runs/more         # one pool: a run and its continuation
 
 Candidates are the run's snapshots (``RUN/snapshots/stepNNNNNN``, one per validation). Each is scored on the
 *validation* split — the test split stays untouched for the final report — with the evaluation's retrieval evaluator
@@ -59,7 +60,7 @@ def choose(rows: list[dict], rec_tolerance: float = 0.05, r3_tolerance: float = 
     """The row to ship. Pool: rows with ``val_rec_text`` ≤ (1 + rec_tolerance) × the lowest (rows without a
     reconstruction, i.e. without a log row, only when none has one). Of the pool's rows whose ``R@3_fact1`` is within
     ``r3_tolerance`` of the pool's best, the lowest ``val_FID``; rows without a FID count as worst. Ties → the later
-    step."""
+    one: the later run (``order``, when rows come from several), then the later step."""
     if not rows:
         raise ValueError("no checkpoints to choose from")
     with_rec = [r for r in rows if r.get("val_rec_text") is not None]
@@ -69,7 +70,7 @@ def choose(rows: list[dict], rec_tolerance: float = 0.05, r3_tolerance: float = 
         pool = [r for r in with_rec if r["val_rec_text"] <= limit]
     best = max(r["R@3_fact1"] for r in pool)
     near = [r for r in pool if r["R@3_fact1"] >= best - r3_tolerance - 1e-9]
-    return min(near, key=lambda r: (round(r.get("val_FID", float("inf")), 6), -r["step"]))
+    return min(near, key=lambda r: (round(r.get("val_FID", float("inf")), 6), -r.get("order", 0), -r["step"]))
 
 
 def score(folder: Path, clips, evaluator, embedder, draws: int = 3, seed: int = 0, repeats: int = 20) -> dict:
@@ -109,50 +110,58 @@ def score(folder: Path, clips, evaluator, embedder, draws: int = 3, seed: int = 
 
 
 def select(
-    run: Path,
+    runs: Path | list[Path],
     last: int | None = None,
     draws: int = 3,
     seed: int = 0,
     rec_tolerance: float = 0.05,
     r3_tolerance: float = 0.01,
 ) -> dict:
-    """Score the run's snapshots (the ``last`` N only, when given) and choose one; returns the report dict."""
+    """Score the snapshots of one run, or of several runs in training order (a run continued from another's weights
+    comes after it), the ``last`` N of each only when given, and choose one; returns the report dict."""
     from tqdm import tqdm
 
     from ..core.weights import read_config
     from .clips import load_motion_clips
     from .evaluator import SentenceEmbedder, load_or_train
 
-    found = snapshots(run)
-    if not found:
-        raise FileNotFoundError(f"{run} has no snapshots (expected {run / 'snapshots' / 'stepNNNNNN'})")
-    found = found[-last:] if last else found
-    log = validation_log(run)
-    clips = load_motion_clips(read_config(found[0][1]).fps, splits=("train", "val"))
+    runs = [Path(r) for r in ([runs] if isinstance(runs, (str, Path)) else runs)]
+    found = []
+    for order, run in enumerate(runs):
+        listed = snapshots(run)
+        if not listed:
+            raise FileNotFoundError(f"{run} has no snapshots (expected {run / 'snapshots' / 'stepNNNNNN'})")
+        log = validation_log(run)
+        for step, folder in listed[-last:] if last else listed:
+            found.append((order, run, step, folder, log.get(step, {}).get("val_rec_text")))
+    clips = load_motion_clips(read_config(found[0][3]).fps, splits=("train", "val"))
     embedder = SentenceEmbedder()
     evaluator, _ = load_or_train(clips, embedder=embedder)
     rows = []
-    for step, folder in tqdm(found, desc="validation R@3", unit="checkpoint"):
+    for order, run, step, folder, rec in tqdm(found, desc="validation R@3", unit="checkpoint"):
         t0 = time.monotonic()
-        row = {"step": step, "folder": folder.name, "val_rec_text": log.get(step, {}).get("val_rec_text")}
+        row = {"run": run.name, "order": order, "step": step, "folder": str(folder), "val_rec_text": rec}
         row.update(score(folder, clips, evaluator, embedder, draws=draws, seed=seed))
         row["seconds"] = round(time.monotonic() - t0, 1)
         rows.append(row)
     chosen = choose(rows, rec_tolerance, r3_tolerance)
     return {
-        "run": run.name,
+        "runs": [r.name for r in runs],
         "rule": f"among snapshots whose val_rec_text is within {100 * rec_tolerance:g} % of the lowest and whose mean "
         f"validation R@3 of {draws} fact-1 draws is within {100 * r3_tolerance:g} point(s) of the best, the lowest "
-        "val_FID of those draws; ties to the later step",
+        "val_FID of those draws; ties to the later one",
+        "chosen_run": chosen["run"],
         "chosen_step": chosen["step"],
+        "chosen_folder": chosen["folder"],
         "rows": rows,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m temos_blender.evaluate.select", description=__doc__.split("\n")[0])
-    parser.add_argument("run", help="training run folder (holds snapshots/ and log.jsonl)")
-    parser.add_argument("--last", type=int, default=None, help="score only the N latest snapshots")
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="training run folder (holds snapshots/ and log.jsonl); several = one pool, in training order")  # fmt: skip
+    parser.add_argument("--last", type=int, default=None, help="score only the N latest snapshots of each run")
     parser.add_argument("--draws", type=int, default=3, help="independent fact-1 draws per checkpoint (default 3)")
     parser.add_argument("--rec-tolerance", type=float, default=0.05, help="reconstruction slack (default 0.05)")
     parser.add_argument("--r3-tolerance", type=float, default=0.01, help="R@3 slack, a fraction (default 0.01)")
@@ -162,25 +171,29 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    run = Path(args.run)
+    runs = [Path(r) for r in args.runs]
     try:
-        report = select(run, args.last, args.draws, args.seed, args.rec_tolerance, args.r3_tolerance)
+        report = select(runs, args.last, args.draws, args.seed, args.rec_tolerance, args.r3_tolerance)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    (run / "selection.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(f"{'step':>7} {'val_rec_text':>12} {'R@3 fact1':>10} {'R@3 fact0':>10} {'val_FID':>8} {'val_MM':>7}")
+    out = runs[-1] / "selection.json"
+    out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    name = max(len(r.name) for r in runs)
+    print(
+        f"{'run':>{name}} {'step':>7} {'val_rec_text':>12} {'R@3 fact1':>10} {'R@3 fact0':>10} {'val_FID':>8} {'val_MM':>7}"
+    )
     for r in report["rows"]:
         rec = "—" if r["val_rec_text"] is None else f"{r['val_rec_text']:.4f}"
-        mark = "  ← chosen" if r["step"] == report["chosen_step"] else ""
-        print(f"{r['step']:>7} {rec:>12} {100 * r['R@3_fact1']:>9.1f}% {100 * r['R@3_fact0']:>9.1f}% "
+        mark = "  ← chosen" if r["folder"] == report["chosen_folder"] else ""
+        print(f"{r['run']:>{name}} {r['step']:>7} {rec:>12} {100 * r['R@3_fact1']:>9.1f}% {100 * r['R@3_fact0']:>9.1f}% "
               f"{r['val_FID']:>8.3f} {r['val_MM'] or 0:>7.3f}{mark}")  # fmt: skip
-    print(f"wrote {run / 'selection.json'}")
+    print(f"wrote {out}")
     if args.export:
         from ..core.weights import load_model, save_model
 
-        save_model(load_model(run / "snapshots" / f"step{report['chosen_step']:06d}"), args.export, half=True)
-        print(f"exported step {report['chosen_step']} to {args.export}")
+        save_model(load_model(report["chosen_folder"]), args.export, half=True)
+        print(f"exported {report['chosen_run']} step {report['chosen_step']} to {args.export}")
     return 0
 
 

@@ -114,3 +114,42 @@ def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_sprea
     assert row["val_MM"] > 0.0  # fact-1 draws of one prompt differ
     assert row == again  # seeded: scoring a snapshot twice gives the same numbers
     assert score(folder, clips, _Evaluator(), embedder, draws=1)["val_MM"] is None
+
+
+def test_a_run_and_its_continuation_are_one_pool_and_the_choice_is_exported(tmp_path, monkeypatch, capsys):
+    import temos_blender.evaluate.clips as clips_module
+    import temos_blender.evaluate.evaluator as evaluator_module
+    import temos_blender.evaluate.select as select_module
+    from temos_blender.core.model import Temos, TemosConfig
+    from temos_blender.core.weights import load_model, save_model
+
+    cfg = TemosConfig(model_id="tiny-pool", latent_dim=16, ff_size=32, num_layers=1, num_heads=2, text_dim=384)
+    # (run, step): (val_rec_text, R@3, val_FID). The continuation's step 500 is within a point of the best R@3 (first
+    # run's 1000) with a lower FID; its step 250 has the lowest FID but is 3 points behind.
+    table = {("first", 500): (0.20, 0.55, 0.30), ("first", 1000): (0.20, 0.60, 0.25),
+             ("more", 250): (0.20, 0.57, 0.10), ("more", 500): (0.20, 0.595, 0.20)}  # fmt: skip
+    weights = {}
+    for (run, step), (rec, _, _) in table.items():
+        torch.manual_seed(step + len(run))
+        weights[run, step] = save_model(Temos(cfg), tmp_path / run / "snapshots" / f"step{step:06d}")
+        with open(tmp_path / run / "log.jsonl", "a") as f:
+            f.write(json.dumps({"step": step, "val_rec_text": rec}) + "\n")
+
+    def fake_score(folder, *args, **kwargs):
+        _, r3, fid = table[folder.parent.parent.name, int(folder.name[4:])]
+        return {"prompts": 40, "R@3_fact1": r3, "R@3_fact0": r3, "val_FID": fid, "val_MM": 0.1}
+
+    monkeypatch.setattr(select_module, "score", fake_score)
+    monkeypatch.setattr(clips_module, "load_motion_clips", lambda *a, **k: None)
+    monkeypatch.setattr(evaluator_module, "SentenceEmbedder", lambda: None)
+    monkeypatch.setattr(evaluator_module, "load_or_train", lambda *a, **k: (None, {}))
+
+    export = tmp_path / "export"
+    assert main([str(tmp_path / "first"), str(tmp_path / "more"), "--export", str(export)]) == 0
+
+    report = json.loads((tmp_path / "more" / "selection.json").read_text())
+    assert (report["chosen_run"], report["chosen_step"]) == ("more", 500)
+    assert [(r["run"], r["step"]) for r in report["rows"]] == list(table)
+    exported, chosen = load_model(export).state_dict(), load_model(weights["more", 500]).state_dict()
+    assert all(torch.allclose(exported[k].float(), chosen[k].float(), atol=1e-3) for k in chosen)
+    assert "more step 500" in capsys.readouterr().out
