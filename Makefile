@@ -58,11 +58,13 @@ train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
 	$(PY) -m temos_blender.evaluate.select runs/bundled --export vendor_models/temos-cmu-kitml
 
-## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports
+## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports;
+## when runs/bundled holds the bundled model's own run, its snapshots compete too
 train-more: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/more --resume \
 		--init-from vendor_models/temos-cmu-kitml
-	$(PY) -m temos_blender.evaluate.select runs/more --export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.evaluate.select $(patsubst %/snapshots,%,$(wildcard runs/bundled/snapshots)) runs/more \
+		--export vendor_models/temos-cmu-kitml
 
 ## select: score RUN's snapshots on the validation split and print which one `make train` would export
 RUN ?= runs/bundled

@@ -66,6 +66,16 @@ def test_kl_is_the_papers_mean_over_batch_and_latent_dimensions():
     assert torch.allclose(kl_normal(*wide), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.json")), ids=lambda p: p.name)
+def test_every_training_config_reads_and_fine_tuning_ones_keep_the_bundled_model(path):
+    from temos_blender.train import TrainConfig
+
+    cfg = TrainConfig.from_json(path)
+    assert cfg.kl_weight > 0 and cfg.max_steps > cfg.warmup_steps
+    if path.name.startswith("finetune"):  # continues the bundled model: --init-from refuses another architecture
+        assert cfg.model == json.loads((ROOT / "configs" / "bundled.json").read_text())["model"]
+
+
 def test_masked_reconstruction_ignores_padding():
     target = torch.zeros(2, 5, 4)
     pred = torch.zeros(2, 5, 4)
