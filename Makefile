@@ -52,19 +52,23 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model (resumable: run again to continue), then export the snapshot that checkpoint
-## selection chooses (validation retrieval + reconstruction, see temos_blender/evaluate/select.py) to vendor_models/
+## train: train the bundled model in its two stages (resumable: run again to continue) — configs/bundled.json for
+## 13,000 steps, then configs/finetune-latent.json from its last snapshot — and export the snapshot that checkpoint
+## selection chooses over both (validation retrieval, reconstruction, FID; temos_blender/evaluate/select.py)
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
-	$(PY) -m temos_blender.evaluate.select runs/bundled --export vendor_models/temos-cmu-kitml
+	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
+	$(PY) -m temos_blender.train --config configs/finetune-latent.json --out runs/bundled-latent --resume \
+		--init-from runs/bundled/snapshots/step013000
+	$(PY) -m temos_blender.evaluate.select runs/bundled runs/bundled-latent --export vendor_models/temos-cmu-kitml
 
 ## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports;
-## when runs/bundled holds the bundled model's own run, its snapshots compete too
+## the snapshots of the bundled model's own runs (runs/bundled, runs/bundled-latent), when present, compete too
 train-more: data
-	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/more --resume \
+	$(PY) -m temos_blender.train --config configs/finetune-latent.json --out runs/more --resume \
 		--init-from vendor_models/temos-cmu-kitml
-	$(PY) -m temos_blender.evaluate.select $(patsubst %/snapshots,%,$(wildcard runs/bundled/snapshots)) runs/more \
-		--export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.evaluate.select $(patsubst %/snapshots,%,$(wildcard runs/bundled/snapshots runs/bundled-latent/snapshots)) \
+		runs/more --export vendor_models/temos-cmu-kitml
 
 ## select: score RUN's snapshots on the validation split and print which one `make train` would export
 RUN ?= runs/bundled
