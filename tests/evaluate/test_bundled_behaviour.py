@@ -107,3 +107,13 @@ def test_an_exhausted_walk_is_slower_than_an_energetic_walk(generator):
     slow = [m["speed_mps"] for m in measured_takes(generator, "an exhausted person walks", 5.0)]
     fast = [m["speed_mps"] for m in measured_takes(generator, "an energetic person walks", 5.0)]
     assert np.mean(slow) < np.mean(fast), f"exhausted {np.round(slow, 2)} m/s vs energetic {np.round(fast, 2)} m/s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known failure of the bundled weights (model card: runs from new phrasings are slow, 1.6–1.8 m/s here); "
+    "a model that runs this prompt at ≥ 2 m/s turns this into a failure until the marker is removed",
+)
+def test_running_forward_moves_at_two_metres_per_second(generator):
+    prompt = "a person runs forward"
+    assert_most_pass(prompt, measured_takes(generator, prompt, 5.0), checks.runs_forward, ("speed_mps", "forward_m"))
