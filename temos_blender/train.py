@@ -36,7 +36,7 @@ from .core.features import canonicalize_features
 from .core.model import Temos, TemosConfig, lengths_to_mask
 from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
 from .core.weights import save_model
-from .data.processing import gait_phase_starts, phase_aligned_start
+from .data.processing import LOOP_CONTENT, gait_phase_starts, loop_extend, loop_stride, phase_aligned_start
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,11 @@ class TrainConfig:
     before a random start for longer clips. Captured walks begin anywhere in the stride and a mirrored walk has
     the opposite phase under the same text, so without this a walk's phase is a coin toss given its text and the
     text branch learns feet that never swap. Motions that do not step are cropped as before."""
+    loop_locomotion_prob: float = 0.0
+    """Chance that a crop of a steady locomotion clip shorter than ``max_frames`` (see
+    :data:`temos_blender.data.processing.LOOP_CONTENT`) is lengthened to a random length up to ``max_frames`` by
+    repeating its last stride (:func:`temos_blender.data.processing.loop_extend`). The captured runs last 3.4 s on
+    average, so without it a long request of a run falls back to the speed of the long clips — walks. 0 = off."""
     full_clip_prob: float = 0.5
     """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
     velocity_weight: float = 0.0
@@ -236,10 +241,21 @@ class ClipBatcher:
         self.cfg = cfg
         self.g = generator
         self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
+        loops = cfg.loop_locomotion_prob > 0
         self.phase_starts = [
-            gait_phase_starts(c["features"], cfg.data_fps) if cfg.align_gait_phase else np.zeros(0, np.int64)
+            gait_phase_starts(c["features"], cfg.data_fps)
+            if cfg.align_gait_phase or (loops and c.get("content") in LOOP_CONTENT)
+            else np.zeros(0, np.int64)
             for c in self.clips
         ]
+        self.loops = [
+            loop_stride(c["features"], p, cfg.data_fps)
+            if loops and c.get("content") in LOOP_CONTENT and c["features"].shape[0] < cfg.max_frames
+            else None
+            for c, p in zip(self.clips, self.phase_starts)
+        ]
+        if not cfg.align_gait_phase:
+            self.phase_starts = [np.zeros(0, np.int64) for _ in self.clips]
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -260,7 +276,13 @@ class ClipBatcher:
             if len(phases):
                 start = phase_aligned_start(phases, start)
                 length = min(length, n - start)
-            crops.append(c["crop"](start, length))
+            loop = self.loops[i]
+            if loop is not None and float(torch.rand((), generator=self.g)) < self.cfg.loop_locomotion_prob:
+                length = int(torch.randint(length, self.cfg.max_frames + 1, (1,), generator=self.g))
+                longer = loop_extend(c["features"], *loop, start + length)
+                crops.append(longer[:length] if start == 0 else canonicalize_features(longer[start:]))
+            else:
+                crops.append(c["crop"](start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])
         lengths = torch.tensor([x.shape[0] for x in crops])
         out = torch.zeros(len(crops), int(lengths.max()), crops[0].shape[1])
@@ -272,7 +294,8 @@ class ClipBatcher:
 def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
     """The data pipeline's cache (built when missing, or ``npz_path``) as train/val clips + the train-split mean/std.
 
-    A clip is a dict: ``features`` (T, nfeats) unnormalised, ``texts`` (training phrasings), ``weight``
+    A clip is a dict: ``features`` (T, nfeats) unnormalised, ``texts`` (training phrasings), ``content`` (the
+    action name, for :data:`~temos_blender.data.processing.LOOP_CONTENT`), ``weight``
     (sampling weight: rare actions up), ``crop(start, length)`` → features rows, canonicalised again when the crop
     starts after the clip's first frame (as the data set's crops are).
     """
@@ -294,6 +317,7 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
         f = feats[offsets[i] : offsets[i + 1]]
         out[rec["split"]].append(
             {"id": rec["id"], "features": f, "texts": rec["texts"], "weight": rec.get("sample_weight") or 1.0,
+             "content": rec.get("content"),
              "crop": (lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))}
         )  # fmt: skip
     return out
