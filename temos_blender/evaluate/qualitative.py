@@ -121,11 +121,52 @@ def run_qualitative(gen, clips: MotionClips, seed: int = 0) -> list[dict]:
     return rows
 
 
+LENGTH_PROMPTS = ("a person walks forward", "a person runs forward")
+"""Locomotion prompts whose speed is measured at every length of :data:`LENGTHS_S`."""
+LENGTHS_S = (2.0, 4.0, 6.0, 8.0, 10.0)
+"""Take lengths of the length sweep: the captured runs last 1–7.7 s (median 3.2 s), walks up to 16 s."""
+
+
+def run_lengths(gen, seed: int = 0) -> list[dict]:
+    """Mean pelvis speed (m/s) of :data:`TAKES` takes of each :data:`LENGTH_PROMPTS` prompt at each length of
+    :data:`LENGTHS_S`: does a run stay a run when the animator asks for a long one? One dict per prompt: prompt and
+    ``speeds`` {length: [per-take speed]}."""
+    from ..core.generate import GenerateRequest
+
+    rows = []
+    for prompt in LENGTH_PROMPTS:
+        speeds = {}
+        for length in LENGTHS_S:
+            takes = gen.generate(GenerateRequest(prompt, duration_s=length, n_takes=TAKES, seed=seed))
+            speeds[f"{length:g}"] = [round(checks.measure(joints_from_take(t), t.fps)["speed_mps"], 2) for t in takes]
+        rows.append({"prompt": prompt, "speeds": speeds})
+    return rows
+
+
+def lengths_markdown(rows: list[dict]) -> list[str]:
+    """The length sweep (:func:`run_lengths`) as a section of QUALITATIVE.md."""
+    lengths = list(rows[0]["speeds"]) if rows else []
+    lines = [
+        "## Speed against the length of the take",
+        "",
+        f"Mean pelvis speed (m/s; mean of {TAKES} takes, smallest–largest) of the same prompt asked for at different "
+        "lengths. The captured runs last 1–7.7 s (median 3.2 s) and the walks up to 16 s.",
+        "",
+        "| prompt | " + " | ".join(f"{x} s" for x in lengths) + " |",
+        "| --- |" + " --- |" * len(lengths),
+    ]
+    for r in rows:
+        cells = [f"{np.mean(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in r["speeds"].values()]
+        lines.append(f"| {r['prompt']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 VERDICTS = {3: "works", 2: "mostly works", 1: "rarely works", 0: "fails"}
 
 
-def qualitative_markdown(rows: list[dict], header: dict) -> str:
-    """docs/QUALITATIVE.md from :func:`run_qualitative`'s rows; ``header`` has model, date, machine."""
+def qualitative_markdown(rows: list[dict], header: dict, lengths: list[dict] | None = None) -> str:
+    """docs/QUALITATIVE.md from :func:`run_qualitative`'s rows (and :func:`run_lengths`' when given); ``header`` has
+    model, date, machine."""
     works = [r for r in rows if r["passed"] == TAKES]
     fails = [r for r in rows if r["passed"] == 0]
     lines = [
@@ -187,6 +228,8 @@ def qualitative_markdown(rows: list[dict], header: dict) -> str:
         "action; left/right and style words are the finest distinctions the model has to learn from the text.",
         "",
     ]
+    if lengths:
+        lines += lengths_markdown(lengths)
     return "\n".join(lines)
 
 

@@ -643,11 +643,12 @@ def main(argv: list[str] | None = None) -> int:
     loading = {"load model and data": round(time.monotonic() - t0, 1)}
     res = evaluate(args.model, gen=gen, clips=clips, timings=loading, max_clips=args.max_clips, seed=args.seed)
     if not args.no_qualitative:
-        from .qualitative import qualitative_markdown, run_qualitative
+        from .qualitative import qualitative_markdown, run_lengths, run_qualitative
 
         t0 = time.monotonic()
         rows = run_qualitative(gen, clips, seed=args.seed)
         res["qualitative"] = rows
+        res["qualitative_lengths"] = run_lengths(gen, seed=args.seed)
         res["seconds"]["qualitative"] = round(time.monotonic() - t0, 1)
         q_path = Path(args.qualitative) if args.qualitative else out.with_name("QUALITATIVE.md")
         if args.sheets:
@@ -669,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": res["date"],
             "seed": args.seed,
         }
-        q_path.write_text(qualitative_markdown(rows, header), encoding="utf-8")
+        q_path.write_text(qualitative_markdown(rows, header, res["qualitative_lengths"]), encoding="utf-8")
         print(f"wrote {q_path}")
         res["seconds"]["total"] = round(res["seconds"]["total"] + res["seconds"]["qualitative"], 1)
     write_markdown(res, out)

@@ -47,3 +47,20 @@ def test_a_failing_command_line_is_an_error_that_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="could not be made"):
         render_sheets(["a person walks"], tmp_path / "sheets", tmp_path / "no-such-model")
     assert not (tmp_path / "sheets").exists()
+
+
+def test_the_length_sweep_reports_every_prompt_at_every_length_as_measured_speeds():
+    model = bundled_model_folder()
+    if model is None:
+        pytest.skip("no bundled model")
+    from temos_blender.core.generate import TemosGenerator
+    from temos_blender.evaluate.qualitative import LENGTH_PROMPTS, LENGTHS_S, run_lengths
+
+    rows = run_lengths(TemosGenerator.load(model, device="cpu"))
+    assert [r["prompt"] for r in rows] == list(LENGTH_PROMPTS)
+    walk = rows[0]["speeds"]
+    assert list(walk) == [f"{x:g}" for x in LENGTHS_S] and all(len(v) == TAKES for v in walk.values())
+    assert all(0.5 < s < 2.5 for v in walk.values() for s in v), "a walk moves at walking speed at every length"
+    report = qualitative_markdown([_row("a", 3)], HEADER, rows).splitlines()
+    header = report.index("| prompt | 2 s | 4 s | 6 s | 8 s | 10 s |")
+    assert report[header + 2].startswith("| a person walks forward | ") and report[header + 2].count("|") == 7
