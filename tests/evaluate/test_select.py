@@ -30,6 +30,16 @@ def test_within_a_point_of_the_best_retrieval_the_most_data_like_motion_wins():
     assert choose(rows)["step"] == 1000
 
 
+def test_checkpoints_whose_long_runs_slow_down_lose_to_those_that_keep_their_speed():
+    rows = [_row(1000, 0.200, 0.600, fid=0.20), _row(2000, 0.201, 0.595, fid=0.25), _row(3000, 0.202, 0.570, fid=0.10)]
+    for row, ratio in zip(rows, (0.50, 0.80, 0.90)):
+        row["val_speed_ratio_long"] = ratio
+    assert choose(rows)["step"] == 2000  # 1000 retrieves best but its 8 s runs keep half the captured speed
+    assert choose(rows, long_speed_min=None)["step"] == 1000
+    assert choose(rows, long_speed_min=0.85)["step"] == 3000  # the only one left: the R@3 band is the gated pool's
+    assert choose(rows, long_speed_min=0.95)["step"] == 1000  # none keeps 95 %: no length check
+
+
 def test_ties_go_to_the_later_step_and_rows_without_a_log_are_used_only_when_none_has_one():
     assert choose([_row(1000, 0.2, 0.6), _row(2000, 0.2, 0.6)])["step"] == 2000
     assert choose([_row(1000, 0.2, 0.5), _row(2000, None, 0.9)])["step"] == 1000
@@ -95,7 +105,8 @@ def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_sprea
     records, joints = [], []
     for i in range(12):  # 12 validation clips × 3 phrasings = 36 prompts (R-precision needs 32), one test clip
         split = "test" if i == 11 else "val"
-        records.append({"id": f"c{i}", "split": split, "mirrored": False, "content": f"act{i}", "style": "",
+        content = "walk" if i == 10 else f"act{i}"  # one validation walk (1 m/s) for the length check
+        records.append({"id": f"c{i}", "split": split, "mirrored": False, "content": content, "style": "",
                         "eval_texts": [f"a person does act {i}", f"act {i} is done", f"someone performs act {i}"]})  # fmt: skip
         joints.append(moving_rest_pose(30, velocity_mps=(0.1 * i, 0.0, 0.0)).astype(np.float32))
     clips = MotionClips(records, joints, fps=cfg.fps, data_version=0, path=tmp_path / "none.npz")
@@ -114,6 +125,7 @@ def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_sprea
     assert row["val_MM"] > 0.0  # fact-1 draws of one prompt differ
     assert row == again  # seeded: scoring a snapshot twice gives the same numbers
     assert score(folder, clips, _Evaluator(), embedder, draws=1)["val_MM"] is None
+    assert row["val_speed_ratio"] >= 0.0 and row["val_speed_ratio_long"] >= 0.0  # the walk's generated / captured speed
 
 
 def test_a_run_and_its_continuation_are_one_pool_and_the_choice_is_exported(tmp_path, monkeypatch, capsys):
