@@ -54,7 +54,7 @@ data: venv
 
 ## train: train the bundled model in its two stages (resumable: run again to continue) — configs/bundled.json for
 ## 13,000 steps, then configs/finetune-latent.json from its last snapshot — and export the snapshot that checkpoint
-## selection chooses over both (validation retrieval, reconstruction, FID; temos_blender/evaluate/select.py)
+## selection chooses over both (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py)
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
 	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
