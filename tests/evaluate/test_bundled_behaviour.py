@@ -109,11 +109,12 @@ def test_an_exhausted_walk_is_slower_than_an_energetic_walk(generator):
     assert np.mean(slow) < np.mean(fast), f"exhausted {np.round(slow, 2)} m/s vs energetic {np.round(fast, 2)} m/s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known failure of the bundled weights (model card: runs from new phrasings are slow, 1.6–1.8 m/s here); "
-    "a model that runs this prompt at ≥ 2 m/s turns this into a failure until the marker is removed",
-)
 def test_running_forward_moves_at_two_metres_per_second(generator):
     prompt = "a person runs forward"
     assert_most_pass(prompt, measured_takes(generator, prompt, 5.0), checks.runs_forward, ("speed_mps", "forward_m"))
+
+
+def test_a_long_run_is_still_a_run(generator):
+    """Captured runs last 3.4 s on average; 8 s asks for more than any but a few of them show."""
+    prompt = "a person runs forward"
+    assert_most_pass(prompt, measured_takes(generator, prompt, 8.0), checks.runs_forward, ("speed_mps", "forward_m"))
