@@ -57,10 +57,12 @@ def test_the_length_sweep_reports_every_prompt_at_every_length_as_measured_speed
     from temos_blender.evaluate.qualitative import LENGTH_PROMPTS, LENGTHS_S, run_lengths
 
     rows = run_lengths(TemosGenerator.load(model, device="cpu"))
-    assert [r["prompt"] for r in rows] == list(LENGTH_PROMPTS)
-    walk = rows[0]["speeds"]
+    assert [(r["prompt"], r["key"]) for r in rows] == list(LENGTH_PROMPTS)
+    walk = rows[0]["values"]
     assert list(walk) == [f"{x:g}" for x in LENGTHS_S] and all(len(v) == TAKES for v in walk.values())
     assert all(0.5 < s < 2.5 for v in walk.values() for s in v), "a walk moves at walking speed at every length"
     report = qualitative_markdown([_row("a", 3)], HEADER, rows).splitlines()
-    header = report.index("| prompt | 2 s | 4 s | 6 s | 8 s | 10 s |")
-    assert report[header + 2].startswith("| a person walks forward | ") and report[header + 2].count("|") == 7
+    header = report.index("| prompt | measured | " + " | ".join(f"{x:g} s" for x in LENGTHS_S) + " |")
+    assert report[header + 2].startswith("| a person walks forward | speed | ")
+    assert report[header + 2].count("|") == 3 + len(LENGTHS_S)
+    assert report[header + 4].startswith("| someone waves with their right hand | R wrist speed | ")
