@@ -85,6 +85,12 @@ class TrainConfig:
     average, so without it a long request of a run falls back to the speed of the long clips — walks. 0 = off."""
     full_clip_prob: float = 0.5
     """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
+    text_samples: int = 1
+    """Latents drawn from each text's distribution per step; only the one whose decoding is closest to the clip is
+    trained (the "best of many" objective of Bhattacharyya et al., CVPR 2018). 1 = the paper: every draw must
+    decode to *this* clip, so with several clips under one text the decoder learns their average around the whole
+    text distribution, and a sampled take is the mean take plus noise. With K draws a draw only has to land near
+    one of the text's clips, so different draws can decode to different performances."""
     velocity_weight: float = 0.0
     """Weight of an extra SmoothL1 between the frame-to-frame differences of the reconstructions and of the data
     (both branches); 0 = the paper. The pose term alone rewards the phase-average pose long before it rewards
@@ -190,15 +196,46 @@ class TrainingPass(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, text_feats, text_mask, motion, mask, motion_noise: float = 1.0) -> dict[str, torch.Tensor]:
+    def forward(
+        self, text_feats, text_mask, motion, mask, motion_noise: float = 1.0, text_samples: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """``text_samples`` K: K draws of each text latent, stacked draw-major (``z_t``, ``from_text``: K·B rows)."""
         m = self.model
         mu_t, logvar_t = m.encode_text(text_feats, text_mask)
         mu_m, logvar_m = m.encode_motion(motion, mask)
-        z_t = mu_t + torch.exp(0.5 * logvar_t) * torch.randn_like(mu_t)
+        k = text_samples
+        eps = torch.randn((k * len(mu_t), mu_t.shape[1]), device=mu_t.device, dtype=mu_t.dtype)
+        z_t = mu_t.repeat(k, 1) + torch.exp(0.5 * logvar_t).repeat(k, 1) * eps
         z_m = mu_m + motion_noise * torch.exp(0.5 * logvar_m) * torch.randn_like(mu_m)
-        decoded = m.decode(torch.cat([z_t, z_m]), torch.cat([mask, mask]))  # both reconstructions, B → 2B
+        decoded = m.decode(torch.cat([z_t, z_m]), mask.repeat(k + 1, 1))  # all reconstructions, B → (K + 1)·B
         return {"mu_t": mu_t, "logvar_t": logvar_t, "mu_m": mu_m, "logvar_m": logvar_m, "z_t": z_t, "z_m": z_m,
                 "from_text": decoded[: len(z_t)], "from_motion": decoded[len(z_t) :]}  # fmt: skip
+
+
+@torch.no_grad()
+def _per_clip_error(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, velocity_weight: float) -> torch.Tensor:
+    """The training loss of each clip on its own (B,): pose SmoothL1 plus ``velocity_weight`` × that of the
+    frame-to-frame differences, each averaged over the clip's valid frames."""
+
+    def per_clip(a, b, m):
+        return (F.smooth_l1_loss(a, b, reduction="none").mean(-1) * m).sum(1) / m.sum(1).clamp(min=1)
+
+    err = per_clip(pred, target, mask)
+    if velocity_weight:
+        both = mask[:, 1:] & mask[:, :-1]
+        err = err + velocity_weight * per_clip(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1], both)
+    return err
+
+
+def best_text_sample(from_text, z_t, motion, mask, velocity_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """Of K draw-major decodings per clip (``from_text``: K·B rows, ``z_t`` likewise), the draw whose decoding the
+    training loss likes best, per clip: ``{"from_text": (B, T, F), "z_t": (B, D)}``. The choice carries no
+    gradient; the loss then trains only the chosen draw."""
+    b = len(motion)
+    k = len(from_text) // b
+    err = torch.stack([_per_clip_error(x, motion, mask, velocity_weight) for x in from_text.view(k, b, *from_text.shape[1:])])
+    pick = err.argmin(0) * b + torch.arange(b, device=err.device)
+    return {"from_text": from_text[pick], "z_t": z_t[pick]}
 
 
 def temos_losses(
@@ -209,7 +246,9 @@ def temos_losses(
     ``training_pass`` is a :class:`TrainingPass` (or its DDP wrapper). ``motion_noise`` scales the sampling noise
     of the motion latent (1 = the paper; see ``TrainConfig.motion_noise_ramp``).
     """
-    o = training_pass(text_feats, text_mask, motion, mask, motion_noise)
+    o = training_pass(text_feats, text_mask, motion, mask, motion_noise, cfg.text_samples)
+    if cfg.text_samples > 1:
+        o = dict(o, **best_text_sample(o["from_text"], o["z_t"], motion, mask, cfg.velocity_weight))
     rec_t = masked_smooth_l1(o["from_text"], motion, mask)
     rec_m = masked_smooth_l1(o["from_motion"], motion, mask)
     mu_t, logvar_t, mu_m, logvar_m = o["mu_t"], o["logvar_t"], o["mu_m"], o["logvar_m"]

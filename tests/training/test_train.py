@@ -181,6 +181,34 @@ def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     assert "velocity" not in temos_losses(fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
 
 
+def test_best_of_many_trains_only_the_draw_nearest_each_clip():
+    from temos_blender.train import TrainConfig, TrainingPass, best_text_sample, temos_losses
+
+    motion = torch.cumsum(torch.randn(3, 8, 5), dim=1)
+    mask = torch.ones(3, 8, dtype=torch.bool)
+    mask[2, 5:] = False
+    near, far = motion + 0.01, motion + 1.0
+    # draw-major: draw 0 is near for clips 0 and 2, draw 1 for clip 1; a velocity-only miss loses too
+    wobble = motion + 0.3 * torch.randn_like(motion)
+    from_text = torch.cat([torch.stack([near[0], far[1], near[2]]), torch.stack([wobble[0], near[1], far[2]])])
+    z_t = torch.arange(6.0)[:, None].expand(6, 4)
+    best = best_text_sample(from_text, z_t, motion, mask, velocity_weight=1.0)
+    torch.testing.assert_close(best["from_text"], near)
+    assert best["z_t"][:, 0].tolist() == [0.0, 4.0, 2.0], "each clip keeps the latent of its own chosen draw"
+
+    # through the real model: K draws decode in one call, the loss is the chosen draws' and still differentiable
+    from temos_blender.core.model import Temos, TemosConfig
+
+    torch.manual_seed(0)
+    model = Temos(TemosConfig(latent_dim=16, ff_size=32, num_layers=1, num_heads=2, nfeats=5, text_dim=8))
+    tf, tm = torch.randn(3, 4, 8), torch.ones(3, 4, dtype=torch.bool)
+    out = TrainingPass(model)(tf, tm, motion, mask, text_samples=4)
+    assert out["from_text"].shape == (12, 8, 5) and out["z_t"].shape == (12, 16)
+    four = temos_losses(TrainingPass(model), tf, tm, motion, mask, TrainConfig(model={}, text_samples=4))
+    four["total"].backward()
+    assert torch.isfinite(four["total"]) and all(p.grad is not None for p in model.textencoder.parameters())
+
+
 @pytest.mark.slow
 def test_init_from_a_model_folder_starts_from_its_weights(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
