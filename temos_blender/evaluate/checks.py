@@ -41,7 +41,9 @@ def measure(joints: np.ndarray, fps: float) -> dict[str, float]:
     ``pelvis_rise_m`` / ``pelvis_drop_m``: how far the pelvis goes above / below its first-frame height;
     ``head_drop_m``: how far the head goes below its first-frame height; ``right_ankle_lift_m`` / ``left_…``:
     highest ankle height above the clip's floor; ``airborne_s``: longest time both feet are over 10 cm up;
-    ``right_wrist_speed_mps`` / ``left_…``: mean speed of the wrist relative to the pelvis, in the body's own frame.
+    ``right_wrist_speed_mps`` / ``left_…``: mean speed of the wrist relative to the pelvis, in the body's own frame;
+    ``right_wrist_speed_raised_mps`` / ``left_…``: the same over the frames where that wrist is above its shoulder
+    (0 when it never is) — the strokes of a wave, without the raise and the lowering.
     """
     joints = np.asarray(joints, np.float64)
     yaw = heading(joints)
@@ -51,7 +53,14 @@ def measure(joints: np.ndarray, fps: float) -> dict[str, float]:
     y = joints[..., 1]
     floor = floor_height(joints)
     local = local_poses(joints)  # (T, 21, 3): joint i is column i - 1
-    wrist_speed = np.linalg.norm(np.diff(local, axis=0), axis=-1).mean(0) * fps if len(joints) > 1 else np.zeros(21)
+    step_speed = np.linalg.norm(np.diff(local, axis=0), axis=-1) * fps  # (T - 1, 21)
+    wrist_speed = step_speed.mean(0) if len(joints) > 1 else np.zeros(21)
+
+    def speed_while_raised(side: str) -> float:
+        up = y[:, J[f"{side}_wrist"]] > y[:, J[f"{side}_shoulder"]]
+        both = up[1:] & up[:-1]
+        return float(step_speed[both, J[f"{side}_wrist"] - 1].mean()) if both.any() else 0.0
+
     feet_up = (y[:, TOE_JOINTS] - floor).min(-1) > 0.10
     longest, run = 0, 0
     for up in feet_up:
@@ -81,6 +90,8 @@ def measure(joints: np.ndarray, fps: float) -> dict[str, float]:
         "airborne_s": longest / fps,
         "right_wrist_speed_mps": float(wrist_speed[J["right_wrist"] - 1]),
         "left_wrist_speed_mps": float(wrist_speed[J["left_wrist"] - 1]),
+        "right_wrist_speed_raised_mps": speed_while_raised("right"),
+        "left_wrist_speed_raised_mps": speed_while_raised("left"),
     }
 
 
@@ -118,8 +129,9 @@ def raises_right_hand_only(m: dict) -> bool:
 
 
 def waves_right_hand(m: dict, min_speed_mps: float = 0.3) -> bool:
-    """:func:`raises_right_hand_only`, and the right hand keeps moving (a held pose is not a wave)."""
-    return raises_right_hand_only(m) and m["right_wrist_speed_mps"] >= min_speed_mps
+    """:func:`raises_right_hand_only`, and the right hand keeps moving while it is up: a raised, held hand is not a
+    wave, however fast it went up (captured waves stroke at about 0.5–1.8 m/s)."""
+    return raises_right_hand_only(m) and m["right_wrist_speed_raised_mps"] >= min_speed_mps
 
 
 def raises_left_hand_only(m: dict) -> bool:
@@ -127,8 +139,8 @@ def raises_left_hand_only(m: dict) -> bool:
 
 
 def waves_left_hand(m: dict, min_speed_mps: float = 0.3) -> bool:
-    """:func:`raises_left_hand_only`, and the left hand keeps moving."""
-    return raises_left_hand_only(m) and m["left_wrist_speed_mps"] >= min_speed_mps
+    """:func:`raises_left_hand_only`, and the left hand keeps moving while it is up."""
+    return raises_left_hand_only(m) and m["left_wrist_speed_raised_mps"] >= min_speed_mps
 
 
 def raises_both_hands(m: dict) -> bool:

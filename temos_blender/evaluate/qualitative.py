@@ -43,12 +43,12 @@ RUN = Expectation("mean speed ≥ 2 m/s, forward", checks.runs_forward, ("speed_
 TURN_LEFT = Expectation("heading turns left ≥ 45°", checks.turns_left, ("heading_change_deg", "forward_m"))
 TURN_RIGHT = Expectation("heading turns right ≥ 45°", checks.turns_right, ("heading_change_deg", "forward_m"))
 RIGHT_HAND = Expectation(
-    "right wrist over right shoulder and moving (≥ 0.3 m/s), left wrist below left shoulder", checks.waves_right_hand,
-    ("right_wrist_over_shoulder_m", "right_wrist_speed_mps", "left_wrist_over_shoulder_m"),
+    "right wrist over right shoulder and moving while up (≥ 0.3 m/s), left wrist below left shoulder",
+    checks.waves_right_hand, ("right_wrist_over_shoulder_m", "right_wrist_speed_raised_mps", "left_wrist_over_shoulder_m"),
 )  # fmt: skip
 LEFT_HAND = Expectation(
-    "left wrist over left shoulder and moving (≥ 0.3 m/s), right wrist below right shoulder", checks.waves_left_hand,
-    ("left_wrist_over_shoulder_m", "left_wrist_speed_mps", "right_wrist_over_shoulder_m"),
+    "left wrist over left shoulder and moving while up (≥ 0.3 m/s), right wrist below right shoulder",
+    checks.waves_left_hand, ("left_wrist_over_shoulder_m", "left_wrist_speed_raised_mps", "right_wrist_over_shoulder_m"),
 )  # fmt: skip
 BOTH_HANDS = Expectation("both wrists over the shoulders", checks.raises_both_hands, ("both_wrists_over_shoulders_m",))
 OVER_HEAD = Expectation("both wrists over the head", checks.raises_both_hands_over_head, ("wrists_over_head_m",))
@@ -217,7 +217,7 @@ def qualitative_markdown(rows: list[dict], header: dict, lengths: list[dict] | N
         "",
         "Abbreviations: fwd = pelvis displacement forward (m), left = to the body's left (m), steps = swaps of the "
         "leading foot, turn = heading change (°, + left), speed = mean pelvis speed (m/s), R/L wrist = highest wrist "
-        "height over the same shoulder (m), R/L wrist speed = mean wrist speed relative to the pelvis (m/s), both = the lower wrist over its shoulder (m), over head = the lower wrist "
+        "height over the same shoulder (m), R/L wrist speed = mean wrist speed relative to the pelvis (m/s), R/L wrist speed up = the same while that wrist is over its shoulder (m/s), both = the lower wrist over its shoulder (m), over head = the lower wrist "
         "over the head (m), air = longest time both feet are > 10 cm up (s), rise/drop = pelvis height change (m), "
         "head drop (m), R/L ankle = highest ankle height above the floor (m).",
         "",
@@ -246,7 +246,8 @@ _SHORT = {"forward_m": "fwd", "left_m": "left", "steps": "steps", "heading_chang
           "both_wrists_over_shoulders_m": "both", "wrists_over_head_m": "over head", "airborne_s": "air",
           "pelvis_rise_m": "rise", "pelvis_drop_m": "drop", "head_drop_m": "head drop",
           "right_ankle_lift_m": "R ankle", "left_ankle_lift_m": "L ankle", "right_wrist_speed_mps": "R wrist speed",
-          "left_wrist_speed_mps": "L wrist speed"}  # fmt: skip
+          "left_wrist_speed_mps": "L wrist speed", "right_wrist_speed_raised_mps": "R wrist speed up",
+          "left_wrist_speed_raised_mps": "L wrist speed up"}  # fmt: skip
 
 
 def _short(key: str) -> str:
