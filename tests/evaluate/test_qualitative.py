@@ -65,4 +65,4 @@ def test_the_length_sweep_reports_every_prompt_at_every_length_as_measured_speed
     header = report.index("| prompt | measured | " + " | ".join(f"{x:g} s" for x in LENGTHS_S) + " |")
     assert report[header + 2].startswith("| a person walks forward | speed | ")
     assert report[header + 2].count("|") == 3 + len(LENGTHS_S)
-    assert report[header + 4].startswith("| someone waves with their right hand | R wrist speed | ")
+    assert report[header + 4].startswith("| someone waves with their right hand | R wrist speed up | ")
