@@ -36,7 +36,17 @@ from .core.features import canonicalize_features
 from .core.model import Temos, TemosConfig, lengths_to_mask
 from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
 from .core.weights import save_model
-from .data.processing import LOOP_CONTENT, gait_phase_starts, loop_extend, loop_stride, phase_aligned_start
+from .data.processing import (
+    LOOP_CONTENT,
+    WAVE_HANDS,
+    gait_phase_starts,
+    loop_extend,
+    loop_stride,
+    phase_aligned_start,
+    stroke_timing,
+    warp_strokes,
+    wave_strokes,
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +93,12 @@ class TrainConfig:
     :data:`temos_blender.data.processing.LOOP_CONTENT`) is lengthened to a random length up to ``max_frames`` by
     repeating its last stride (:func:`temos_blender.data.processing.loop_extend`). The captured runs last 3.4 s on
     average, so without it a long request of a run falls back to the speed of the long clips — walks. 0 = off."""
+    warp_wave_strokes: bool = False
+    """Retime every training clip of a wave (:data:`temos_blender.data.processing.WAVE_HANDS`) so that its strokes
+    fall on its action and style's common timing — the median first stroke and period over those clips
+    (:func:`temos_blender.data.processing.warp_strokes`). Each performer strokes at their own rate from their own
+    moment, so the average over performers — all that the text tells — is a raised hand held still; on one timing
+    the strokes line up. False = the clips as captured."""
     full_clip_prob: float = 0.5
     """Chance that a crop is the whole clip (up to ``max_frames``) rather than a random length."""
     text_samples: int = 1
@@ -277,6 +293,8 @@ class ClipBatcher:
 
     def __init__(self, clips: list[dict], cfg: TrainConfig, generator: torch.Generator):
         self.clips = [c for c in clips if c["features"].shape[0] >= cfg.min_frames]
+        if cfg.warp_wave_strokes:
+            self.clips = waves_on_common_timing(self.clips, cfg.data_fps)
         self.cfg = cfg
         self.g = generator
         self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
@@ -330,6 +348,25 @@ class ClipBatcher:
         return texts, out, lengths_to_mask(lengths)
 
 
+def waves_on_common_timing(clips: list[dict], fps: float) -> list[dict]:
+    """``clips`` with every wave clip retimed onto its (content, style) group's stroke timing (see
+    ``TrainConfig.warp_wave_strokes``); clips of other actions, and waves without two strokes, as they are."""
+    strokes = {i: wave_strokes(c["features"], WAVE_HANDS[c["content"]], fps)
+               for i, c in enumerate(clips) if c.get("content") in WAVE_HANDS}  # fmt: skip
+    groups: dict[tuple, list[int]] = {}
+    for i in strokes:
+        groups.setdefault((clips[i]["content"], clips[i].get("style")), []).append(i)
+    out = list(clips)
+    for members in groups.values():
+        timing = stroke_timing([strokes[i] for i in members])
+        for i in members:
+            if timing is not None and len(strokes[i]) >= 2:
+                f = warp_strokes(clips[i]["features"], strokes[i], *timing)
+                out[i] = dict(clips[i], features=f,
+                              crop=lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))  # fmt: skip
+    return out
+
+
 def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
     """The data pipeline's cache (built when missing, or ``npz_path``) as train/val clips + the train-split mean/std.
 
@@ -356,7 +393,7 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
         f = feats[offsets[i] : offsets[i + 1]]
         out[rec["split"]].append(
             {"id": rec["id"], "features": f, "texts": rec["texts"], "weight": rec.get("sample_weight") or 1.0,
-             "content": rec.get("content"),
+             "content": rec.get("content"), "style": rec.get("style"),
              "crop": (lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))}
         )  # fmt: skip
     return out

@@ -204,3 +204,77 @@ def loop_extend(features: torch.Tensor, a: int, b: int, num_frames: int) -> torc
         anchor, total, k = anchor + y @ advance, total + (b - a), k + 1
     out = smpl_to_features(torch.cat(all_rots)[:num_frames], torch.cat(all_trans)[:num_frames])
     return out.to(features.dtype)
+
+
+WAVE_HANDS = {"wave-right-hand": "right", "wave-left-hand": "left", "wave-both-hands": "right"}
+"""Actions whose clips stroke a hand side to side, and the hand whose strokes time them (:func:`wave_strokes`)."""
+WAVE_PERIOD_S = (0.2, 1.2)
+"""Plausible time between two strokes of a wave, seconds."""
+MIN_STROKE_M = 0.03
+"""Least sideways travel of the wrist into a stroke's outer end (from its innermost point over the period before)."""
+
+
+def wave_strokes(features: np.ndarray | torch.Tensor, hand: str, fps: float) -> np.ndarray:
+    """Frames where a waving hand is at the outer end of a stroke: the wrist's sideways offset from its shoulder
+    (in the body's current facing, positive away from the body) stops growing after at least :data:`MIN_STROKE_M` of
+    travel, while the wrist is above the shoulder. Only strokes with a neighbour within :data:`WAVE_PERIOD_S` count (a single reach is not a wave). ``hand``:
+    "right" or "left"; ``features``: (T, 135) unnormalised. Empty when the clip does not wave."""
+    from ..evaluate.kinematics import heading
+    from ..skeleton import JOINT_INDEX
+
+    local, root = features_to_smpl(torch.as_tensor(features, dtype=torch.float64))
+    joints, _ = forward_kinematics_np(local.numpy(), root.numpy())
+    wrist, shoulder = JOINT_INDEX[f"{hand}_wrist"], JOINT_INDEX[f"{hand}_shoulder"]
+    yaw = heading(joints)
+    body_right = np.stack([-np.cos(yaw), np.sin(yaw)], -1)  # the body faces (sin yaw, cos yaw) in x, z
+    side = ((joints[:, wrist] - joints[:, shoulder])[:, [0, 2]] * body_right).sum(-1) * (1.0 if hand == "right" else -1.0)
+    up = joints[:, wrist, 1] > joints[:, shoulder, 1]
+    v = np.gradient(side) if len(side) > 1 else np.zeros_like(side)
+    lo, hi = (round(x * fps) for x in WAVE_PERIOD_S)
+    ends = [t for t in range(1, len(side))
+            if v[t - 1] > 0 >= v[t] and up[t] and side[t] - side[max(0, t - hi) : t].min() >= MIN_STROKE_M]  # fmt: skip
+    near = [e for k, e in enumerate(ends)
+            if (k > 0 and lo <= e - ends[k - 1] <= hi) or (k + 1 < len(ends) and lo <= ends[k + 1] - e <= hi)]  # fmt: skip
+    return np.asarray(near, dtype=np.int64)
+
+
+def stroke_timing(strokes: list[np.ndarray]) -> tuple[float, float] | None:
+    """The common timing of a group of clips' strokes (:func:`wave_strokes`): (median first stroke, median of the
+    clips' median periods), in frames; ``None`` without a clip of two strokes or more."""
+    waved = [s for s in strokes if len(s) >= 2]
+    if not waved:
+        return None
+    return float(np.median([s[0] for s in waved])), float(np.median([np.median(np.diff(s)) for s in waved]))
+
+
+def warp_strokes(features: torch.Tensor, strokes: np.ndarray, first: float, period: float) -> torch.Tensor:
+    """Features (T, 135) → (T', 135) retimed so that stroke k of the clip lands on frame ``first + k · period``:
+    piecewise-linear time between the clip's start, its strokes (a gap of about n of its periods counts as n) and
+    its end (after the last stroke the clip keeps its own pace). Rotations are slerped and the pelvis path
+    interpolated, so the path and the poses are the clip's own, only their timing changes.
+
+    Why: every wave performer strokes at their own rate from their own moment, so from the text alone the later
+    seconds of a wave average out to a raised, held hand; on a common timing the strokes line up."""
+    from ..rotations import matrix_to_quat, quat_slerp, quat_to_matrix
+
+    if len(strokes) < 2:
+        return features
+    own, steps = float(np.median(np.diff(strokes))), [0]
+    for a, b in zip(strokes[:-1], strokes[1:]):
+        steps.append(steps[-1] + max(1, int(round((b - a) / own))))  # a gap of n of the clip's periods: n strokes
+    n = features.shape[0]
+    src = np.concatenate([[0.0], strokes.astype(np.float64), [n - 1.0]])
+    dst = np.concatenate([[0.0], first + period * np.asarray(steps, np.float64), [0.0]])
+    dst[-1] = dst[-2] + (n - 1.0 - strokes[-1])
+    keep = np.concatenate([[True], np.diff(dst) > 0]) & np.concatenate([[True], np.diff(src) > 0])
+    src, dst = src[keep], dst[keep]  # a late first stroke cannot move before the clip's start
+    t = np.interp(np.arange(int(np.floor(dst[-1])) + 1), dst, src)
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n - 1)
+    frac = t - i0
+    rots, trans = features_to_smpl(features.double())
+    q = matrix_to_quat(rots.numpy())
+    q_new = quat_slerp(q[i0], q[i1], frac[:, None])
+    trans_new = trans.numpy()[i0] * (1 - frac[:, None]) + trans.numpy()[i1] * frac[:, None]
+    out = smpl_to_features(torch.from_numpy(quat_to_matrix(q_new)), torch.from_numpy(trans_new))
+    return out.to(features.dtype)

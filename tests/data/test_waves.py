@@ -1,0 +1,94 @@
+"""Wave strokes on a common timing: every performer of a wave strokes at their own rate from their own moment, so the
+average over performers (what a text alone can predict) is a raised, held hand. Retiming each clip so that its strokes
+fall on one grid must keep its poses and path and make the performers' strokes line up."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from temos_blender.core.features import features_to_smpl, smpl_to_features
+from temos_blender.data.processing import stroke_timing, warp_strokes, wave_strokes
+from temos_blender.rotations import axis_angle_to_matrix
+from temos_blender.skeleton import JOINT_INDEX, forward_kinematics_np
+
+FPS = 12.5
+WRIST, SHOULDER = JOINT_INDEX["right_wrist"], JOINT_INDEX["right_shoulder"]
+
+
+def waving(seconds: float, period_s: float, offset_s: float, amplitude_rad: float = 0.6, raised: bool = True) -> torch.Tensor:
+    """Features of a right arm raised in 0.4 s (or hanging down) whose forearm swings sideways with ``period_s``."""
+    t = np.arange(round(seconds * FPS)) / FPS
+    aa = np.zeros((len(t), 22, 3))
+    lift = np.clip(t / 0.4, 0, 1)
+    aa[:, JOINT_INDEX["right_shoulder"], 2] = -1.2 * lift if raised else 1.2
+    aa[:, JOINT_INDEX["right_elbow"], 2] = -amplitude_rad * (1 + np.cos(2 * np.pi * (t - offset_s) / period_s)) / 2 - 0.3
+    trans = np.tile([0.0, 0.9, 0.0], (len(t), 1)) + np.outer(t, [0.05, 0.0, 0.1])  # drifting slowly
+    return smpl_to_features(torch.from_numpy(axis_angle_to_matrix(aa)), torch.from_numpy(trans))
+
+
+def joints_of(features: torch.Tensor) -> np.ndarray:
+    return forward_kinematics_np(*(x.numpy() for x in features_to_smpl(features.double())))[0]
+
+
+def test_strokes_are_found_at_the_waving_rate_and_only_while_the_hand_is_up():
+    strokes = wave_strokes(waving(5, 0.8, 1.0), "right", FPS)
+    assert len(strokes) >= 5 and set(np.diff(strokes).tolist()) == {10}, "one stroke per 0.8 s period"
+    assert len(wave_strokes(waving(5, 0.8, 1.0, raised=False), "right", FPS)) == 0, "a swinging lowered arm is no wave"
+    assert len(wave_strokes(waving(5, 0.8, 1.0, amplitude_rad=0.0), "right", FPS)) == 0, "a held hand is no wave"
+    assert len(wave_strokes(waving(5, 0.8, 1.0), "left", FPS)) == 0, "the other hand does not wave"
+
+
+def test_retiming_puts_the_strokes_on_the_grid_and_keeps_poses_and_path():
+    clip = waving(6, 1.0, 0.3)
+    strokes = wave_strokes(clip, "right", FPS)
+    warped = warp_strokes(clip, strokes, first=8.0, period=8.0)
+    new = wave_strokes(warped, "right", FPS)
+    assert len(new) == len(strokes)
+    np.testing.assert_allclose(new, 8 + 8 * np.arange(len(new)), atol=1)
+    j, w = joints_of(clip), joints_of(warped)
+    np.testing.assert_allclose(w[8 + 8 * np.arange(len(new))], j[strokes], atol=1e-6)  # the stroke poses themselves
+    np.testing.assert_allclose(w[-1, 0], j[-1, 0], atol=1e-6)  # the path ends where it did
+    np.testing.assert_allclose(w[0], j[0], atol=1e-6)
+    assert warped.shape[0] == 8 + 8 * (len(strokes) - 1) + (clip.shape[0] - 1 - strokes[-1]) + 1
+    regular = waving(5, 0.8, 1.0)  # strokes every 10 frames: already on a grid
+    strokes = wave_strokes(regular, "right", FPS)
+    torch.testing.assert_close(warp_strokes(regular, strokes, float(strokes[0]), 10.0), regular, atol=1e-5, rtol=0)
+
+
+def test_on_a_common_timing_the_average_of_performers_keeps_waving():
+    clips = [waving(6, period, offset) for period, offset in ((0.64, 0.1), (0.8, 0.5), (0.96, 0.3), (0.72, 0.7))]
+    strokes = [wave_strokes(c, "right", FPS) for c in clips]
+    first, period = stroke_timing(strokes)
+
+    def average_over_own_speed(feature_list) -> float:
+        n = min(f.shape[0] for f in feature_list)
+        paths = np.stack([(lambda j: j[25:n, WRIST] - j[25:n, SHOULDER])(joints_of(f)) for f in feature_list])
+        own = np.linalg.norm(np.diff(paths, axis=1), axis=-1).mean()
+        return float(np.linalg.norm(np.diff(paths.mean(0), axis=0), axis=-1).mean() / own)
+
+    raw = average_over_own_speed(clips)
+    aligned = average_over_own_speed([warp_strokes(c, s, first, period) for c, s in zip(clips, strokes)])
+    assert raw < 0.5 and aligned > 0.9, (raw, aligned)
+
+
+def test_training_retimes_each_wave_group_and_leaves_other_clips_alone():
+    from temos_blender.train import waves_on_common_timing
+
+    def clip(features, content, style):
+        return {"features": features, "content": content, "style": style, "texts": ["t"],
+                "crop": lambda s, n, f=features: f[s : s + n]}  # fmt: skip
+
+    fast = [clip(waving(6, p, o), "wave-right-hand", "active") for p, o in ((0.48, 0.1), (0.56, 0.3))]
+    slow = [clip(waving(6, p, o), "wave-right-hand", "elderly") for p, o in ((1.04, 0.2), (1.12, 0.6))]
+    walk = clip(waving(6, 0.8, 0.0), "walk", "normal")
+    out = waves_on_common_timing([*fast, *slow, walk], FPS)
+    assert out[-1] is walk
+    for group in (out[:2], out[2:4]):
+        s = [wave_strokes(c["features"], "right", FPS) for c in group]
+        n = min(map(len, s))
+        np.testing.assert_allclose(s[0][:n], s[1][:n], atol=1)  # one group: its strokes fall on the same frames
+        torch.testing.assert_close(group[0]["crop"](0, 10), group[0]["features"][:10])
+    fast_period = np.diff(wave_strokes(out[0]["features"], "right", FPS)).mean()
+    slow_period = np.diff(wave_strokes(out[2]["features"], "right", FPS)).mean()
+    assert slow_period > 1.6 * fast_period, "each style keeps its own rate"
