@@ -181,6 +181,47 @@ def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     assert "velocity" not in temos_losses(fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
 
 
+def _waving_joints(t: int, shift: float, amplitude: float = 1.0) -> torch.Tensor:
+    """(1, t, 135) features whose 22 joints' 6-D values oscillate with a period of 8 frames, started ``shift``
+    periods late."""
+    phase = 2 * np.pi * (torch.arange(t, dtype=torch.float32)[:, None] / 8 + shift)
+    rot = amplitude * torch.sin(phase + torch.arange(132.0) / 7)
+    return torch.cat([torch.zeros(t, 3), rot], -1)[None]
+
+
+def test_energy_term_charges_a_held_pose_but_not_the_same_motion_at_another_timing():
+    from temos_blender.train import TrainConfig, energy_loss, motion_energy, temos_losses
+
+    t = 40
+    mask = torch.ones(1, t, dtype=torch.bool)
+    wave = _waving_joints(t, 0.0)
+    late = _waving_joints(t, 0.37)  # the same strokes, a third of a period later
+    held = wave[:, :1].expand_as(wave).clone()
+    energy, inside = motion_energy(wave, mask, 8)
+    assert energy.shape == (1, 8, 22) and inside.all()
+    assert energy_loss(late, wave, mask, 8) < 0.01 * energy_loss(held, wave, mask, 8)
+    assert masked_smooth_l1(late[:, 1:] - late[:, :-1], wave[:, 1:] - wave[:, :-1], mask[:, 1:]) > 0.2, \
+        "the frame-by-frame velocity term does charge the shifted timing"
+    # a smaller stroke is charged in proportion; padding and clips shorter than a window add nothing
+    half = energy_loss(_waving_joints(t, 0.0, 0.5), wave, mask, 8)
+    assert 0 < half < energy_loss(held, wave, mask, 8)
+    padded = mask.clone()
+    padded[:, 20:] = False
+    noisy_tail = torch.where(padded[..., None], late, 100 * torch.randn_like(late))
+    assert energy_loss(noisy_tail, wave, padded, 8) < 0.01
+    assert energy_loss(held[:, :6], wave[:, :6], mask[:, :6], 8) == 0
+
+    def fake_pass(from_text, from_motion):
+        zeros = torch.zeros(1, 4)
+        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
+                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
+
+    cfg = TrainConfig(model={}, energy_weight=2.0, energy_window=8)
+    losses = temos_losses(fake_pass(wave, held), None, None, wave, mask, cfg)
+    assert losses["energy"] > 0 and losses["total"] == pytest.approx(losses["rec_motion"] + 2.0 * losses["energy"])
+    assert "energy" not in temos_losses(fake_pass(wave, held), None, None, wave, mask, TrainConfig(model={}))
+
+
 def test_best_of_many_trains_only_the_draw_nearest_each_clip():
     from temos_blender.train import TrainConfig, TrainingPass, best_text_sample, temos_losses
 
