@@ -80,11 +80,6 @@ def test_waving_the_right_hand_lifts_the_right_wrist_over_the_shoulder_and_not_t
     )  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known failure of the bundled model (MODEL_CARD.md): a wave raises the hand and holds it; the strokes of "
-    "the captured waves average out (4 s takes: wrist 0.19-0.23 m/s while up; captured test waves: median 0.95)",
-)
 def test_waving_the_right_hand_keeps_the_hand_moving_while_it_is_up(generator):
     # The wrist check above passes on a held pose too; a wave strokes while the hand is up.
     prompt = "someone waves with their right hand"
