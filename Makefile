@@ -53,21 +53,23 @@ data: venv
 	$(PY) -m temos_blender.data
 
 ## train: train the bundled model in its two stages (resumable: run again to continue) — configs/bundled.json for
-## 13,000 steps, then configs/finetune-latent.json from its last snapshot — and export the snapshot that checkpoint
-## selection chooses over both (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py)
+## 13,000 steps, then configs/finetune-energy.json from its last snapshot — and export the stage-2 snapshot that
+## checkpoint selection chooses (validation retrieval, reconstruction, FID, speed of long runs;
+## temos_blender/evaluate/select.py; stage 2 alone, because its energy term trades the frame-by-frame reconstruction
+## the rule bands on: see the model card)
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
 	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
-	$(PY) -m temos_blender.train --config configs/finetune-latent.json --out runs/bundled-latent --resume \
+	$(PY) -m temos_blender.train --config configs/finetune-energy.json --out runs/bundled-energy --resume \
 		--init-from runs/bundled/snapshots/step013000
-	$(PY) -m temos_blender.evaluate.select runs/bundled runs/bundled-latent --export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.evaluate.select runs/bundled-energy --export vendor_models/temos-cmu-kitml
 
 ## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports;
-## the snapshots of the bundled model's own runs (runs/bundled, runs/bundled-latent), when present, compete too
+## the snapshots of the bundled model's own stage 2 (runs/bundled-energy), when present, compete too
 train-more: data
-	$(PY) -m temos_blender.train --config configs/finetune-latent.json --out runs/more --resume \
+	$(PY) -m temos_blender.train --config configs/finetune-energy.json --out runs/more --resume \
 		--init-from vendor_models/temos-cmu-kitml
-	$(PY) -m temos_blender.evaluate.select $(patsubst %/snapshots,%,$(wildcard runs/bundled/snapshots runs/bundled-latent/snapshots)) \
+	$(PY) -m temos_blender.evaluate.select $(patsubst %/snapshots,%,$(wildcard runs/bundled-energy/snapshots)) \
 		runs/more --export vendor_models/temos-cmu-kitml
 
 ## select: score RUN's snapshots on the validation split and print which one `make train` would export
