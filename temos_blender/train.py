@@ -36,6 +36,7 @@ from .core.features import NUM_JOINTS, canonicalize_features
 from .core.model import Temos, TemosConfig, lengths_to_mask
 from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text_model_folder
 from .core.weights import save_model
+from .data.build import action_weights
 from .data.processing import (
     LOOP_CONTENT,
     WAVE_HANDS,
@@ -88,6 +89,12 @@ class TrainConfig:
     before a random start for longer clips. Captured walks begin anywhere in the stride and a mirrored walk has
     the opposite phase under the same text, so without this a walk's phase is a coin toss given its text and the
     text branch learns feet that never swap. Motions that do not step are cropped as before."""
+    action_balance: float | None = None
+    """Exponent p of the per-clip sampling weight ∝ count(action)^-p over the training clips
+    (:func:`temos_blender.data.build.action_weights`). None = the data cache's weights (p = 0.5: an action with 100×
+    fewer clips is drawn 10× more often per clip, so jumps, kicks and punches together make ~5 % of the draws).
+    p = 1 gives every action the same share. At 0.5 the model does not learn the rare actions at all: encoding a
+    training jump, kick or punch and decoding it gives a person standing."""
     loop_locomotion_prob: float = 0.0
     """Chance that a crop of a steady locomotion clip shorter than ``max_frames`` (see
     :data:`temos_blender.data.processing.LOOP_CONTENT`) is lengthened to a random length up to ``max_frames`` by
@@ -125,6 +132,11 @@ class TrainConfig:
     energy_window: int = 12
     """Frames per window of the energy term (12 at 12.5 fps ≈ 1 s, about one wave stroke or one stride); windows
     overlap by half and only windows inside the clip count."""
+    root_weight: float = 1.0
+    """Weight of the root's three features (height, horizontal velocity) in the pose and velocity terms, against 1
+    for each of the 132 rotation features; 1 = the paper. They are 3 of 135 numbers but carry the whole trajectory,
+    and with weight 1 a jump costs little to miss: the autoencoder decodes a captured jump's 0.2 m rise (5 standard
+    deviations of the root height) as a crouch back to standing height, feet never off the floor."""
     kl_weight: float = 1e-5
     """Weight of each of the four KL terms, each a mean over the latent dimensions (the paper: 1e-5). A weight of
     1e-5 × latent_dim is the same as 1e-5 on KLs summed over the dimensions."""
@@ -209,10 +221,24 @@ def kl_normal(mu_p, logvar_p, mu_q, logvar_q) -> torch.Tensor:
     return kl.mean()
 
 
-def masked_smooth_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """SmoothL1 averaged over valid frames and features."""
-    loss = F.smooth_l1_loss(pred, target, reduction="none").mean(-1)
+def masked_smooth_l1(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, feature_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """SmoothL1 averaged over valid frames and features (weighted by ``feature_weights`` (F,) when given; their
+    mean is the scale, so weights of 1 are the plain mean)."""
+    loss = F.smooth_l1_loss(pred, target, reduction="none")
+    loss = loss.mean(-1) if feature_weights is None else (loss * feature_weights).sum(-1) / loss.shape[-1]
     return (loss * mask).sum() / mask.sum()
+
+
+def feature_weights(cfg: TrainConfig, nfeats: int, device=None) -> torch.Tensor | None:
+    """Per-feature weights of the reconstruction terms: ``root_weight`` on the root's height and horizontal
+    velocity (features 0–2, see :mod:`temos_blender.core.features`), 1 elsewhere; None when all are 1."""
+    if cfg.root_weight == 1.0:
+        return None
+    w = torch.ones(nfeats, device=device)
+    w[:3] = cfg.root_weight
+    return w
 
 
 class TrainingPass(torch.nn.Module):
@@ -279,8 +305,9 @@ def temos_losses(
     o = training_pass(text_feats, text_mask, motion, mask, motion_noise, cfg.text_samples)
     if cfg.text_samples > 1:
         o = dict(o, **best_text_sample(o["from_text"], o["z_t"], motion, mask, cfg.velocity_weight))
-    rec_t = masked_smooth_l1(o["from_text"], motion, mask)
-    rec_m = masked_smooth_l1(o["from_motion"], motion, mask)
+    fw = feature_weights(cfg, motion.shape[-1], motion.device)
+    rec_t = masked_smooth_l1(o["from_text"], motion, mask, fw)
+    rec_m = masked_smooth_l1(o["from_motion"], motion, mask, fw)
     mu_t, logvar_t, mu_m, logvar_m = o["mu_t"], o["logvar_t"], o["mu_m"], o["logvar_m"]
     zeros = torch.zeros_like(mu_t)
     kl = (
@@ -294,7 +321,7 @@ def temos_losses(
     out = {"total": total, "rec_text": rec_t, "rec_motion": rec_m, "kl": kl, "latent": latent}
     if cfg.velocity_weight:
         both = mask[:, 1:] & mask[:, :-1]
-        vel = sum(masked_smooth_l1(x[:, 1:] - x[:, :-1], motion[:, 1:] - motion[:, :-1], both)
+        vel = sum(masked_smooth_l1(x[:, 1:] - x[:, :-1], motion[:, 1:] - motion[:, :-1], both, fw)
                   for x in (o["from_text"], o["from_motion"]))  # fmt: skip
         out["total"] = out["total"] + cfg.velocity_weight * vel
         out["velocity"] = vel
@@ -342,7 +369,11 @@ class ClipBatcher:
             self.clips = waves_on_common_timing(self.clips, cfg.data_fps)
         self.cfg = cfg
         self.g = generator
-        self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
+        if cfg.action_balance is None:
+            self.weights = torch.tensor([float(c.get("weight", 1.0)) for c in self.clips])
+        else:
+            actions = [c.get("action") or c.get("content") or "" for c in self.clips]
+            self.weights = torch.from_numpy(action_weights(actions, cfg.action_balance)).float()
         loops = cfg.loop_locomotion_prob > 0
         self.phase_starts = [
             gait_phase_starts(c["features"], cfg.data_fps)
@@ -438,7 +469,7 @@ def load_training_clips(fps: float, npz_path: Path | None = None) -> dict:
         f = feats[offsets[i] : offsets[i + 1]]
         out[rec["split"]].append(
             {"id": rec["id"], "features": f, "texts": rec["texts"], "weight": rec.get("sample_weight") or 1.0,
-             "content": rec.get("content"), "style": rec.get("style"),
+             "content": rec.get("content"), "style": rec.get("style"), "action": rec.get("action"),
              "crop": (lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))}
         )  # fmt: skip
     return out

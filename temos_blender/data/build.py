@@ -279,8 +279,14 @@ def sample_weights(records: list[ClipRecord], power: float = 0.5) -> np.ndarray:
     With power 0.5 an action with 4× fewer clips is drawn 2× more often per clip: rare actions (kicks, punches,
     bows) are weighted up without letting a single clip repeat so often that it is memorised.
     """
-    counts = Counter(r.action for r in records)
-    w = np.array([counts[r.action] ** -power for r in records], dtype=np.float64)
+    return action_weights([r.action for r in records], power)
+
+
+def action_weights(actions: list[str], power: float = 0.5) -> np.ndarray:
+    """Per-clip weight ∝ count(action)^-power over the clips' action names, normalised to mean 1. Power 0 draws
+    clips uniformly; power 1 gives every action the same share of the draws however few clips it has."""
+    counts = Counter(actions)
+    w = np.array([counts[a] ** -power for a in actions], dtype=np.float64)
     return w / w.mean()
 
 

@@ -160,6 +160,47 @@ def test_crops_of_clips_that_fit_start_at_the_first_frame_and_long_clips_are_cro
     assert (anywhere[:, 0, 0] > 1).any()
 
 
+def test_action_balance_gives_each_action_its_share_of_the_draws_however_few_clips_it_has():
+    from temos_blender.train import ClipBatcher, TrainConfig
+
+    def clip(action: str, weight: float) -> dict:
+        f = torch.ones(8, 3)
+        return {"features": f, "texts": [action], "weight": weight, "action": action, "crop": lambda s, k, f=f: f[s : s + k]}
+
+    # 90 walks and 10 kicks; the cache's weights (power 0.5: 3× more per kick clip) are what None uses.
+    clips = [clip("walk", 1.0) for _ in range(90)] + [clip("kick", 3.0) for _ in range(10)]
+
+    def kick_share(balance) -> float:
+        cfg = TrainConfig(model={}, min_frames=4, max_frames=8, action_balance=balance)
+        texts, _, _ = ClipBatcher(clips, cfg, torch.Generator().manual_seed(0)).sample(4000)
+        return texts.count("kick") / len(texts)
+
+    assert abs(kick_share(None) - 30 / 120) < 0.03, "None keeps the cache's weights"
+    assert abs(kick_share(0.5) - 30 / 120) < 0.03, "power 0.5 is what the cache holds"
+    assert abs(kick_share(1.0) - 0.5) < 0.03, "power 1: every action the same share"
+    assert abs(kick_share(0.0) - 0.1) < 0.02, "power 0: uniform over clips"
+
+
+def test_root_weight_charges_a_missed_jump_and_leaves_the_rotation_terms_alone():
+    from temos_blender.train import TrainConfig, feature_weights
+
+    target = torch.zeros(1, 20, 135)
+    target[0, 8:12, 0] = 5.0  # a jump: the root height 5 standard deviations up for 4 frames
+    flat = target.clone()
+    flat[..., 0] = 0.0  # the decoder's crouch back to standing height
+    arm = target.clone()
+    arm[0, 8:12, 60] = 5.0  # the same error on one rotation feature instead
+    mask = torch.ones(1, 20, dtype=torch.bool)
+    assert feature_weights(TrainConfig(model={}), 135) is None, "weight 1 = the paper's plain mean"
+    w = feature_weights(TrainConfig(model={}, root_weight=10.0), 135)
+    assert w[:3].tolist() == [10.0] * 3 and (w[3:] == 1).all()
+    plain = masked_smooth_l1(flat, target, mask)
+    assert torch.allclose(masked_smooth_l1(flat, target, mask, torch.ones(135)), plain)
+    assert torch.allclose(masked_smooth_l1(flat, target, mask, w), 10 * plain), "a missed jump costs 10×"
+    assert torch.allclose(masked_smooth_l1(arm, target, mask, w), masked_smooth_l1(arm, target, mask)), \
+        "rotation errors cost what they did"
+
+
 def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     from temos_blender.train import TrainConfig, temos_losses
 
