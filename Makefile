@@ -52,17 +52,19 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model in its two stages (resumable: run again to continue) — configs/bundled.json for
-## 13,000 steps, then configs/finetune-energy.json from its last snapshot — and export the stage-2 snapshot that
-## checkpoint selection chooses (validation retrieval, reconstruction, FID, speed of long runs;
-## temos_blender/evaluate/select.py; stage 2 alone, because its energy term trades the frame-by-frame reconstruction
-## the rule bands on: see the model card)
+## train: train the bundled model in its three stages (resumable: run again to continue) — configs/bundled.json for
+## 13,000 steps; configs/finetune-energy.json from its last snapshot, exporting the snapshot that checkpoint selection
+## chooses (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py; over
+## stage 2 alone, because its energy term trades the frame-by-frame reconstruction the rule bands on); then
+## configs/finetune-rare-root.json from that export at a low learning rate, exporting its last snapshot (see the model card)
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
 	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
 	$(PY) -m temos_blender.train --config configs/finetune-energy.json --out runs/bundled-energy --resume \
 		--init-from runs/bundled/snapshots/step013000
 	$(PY) -m temos_blender.evaluate.select runs/bundled-energy --export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.train --config configs/finetune-rare-root.json --out runs/bundled-rare --resume \
+		--init-from vendor_models/temos-cmu-kitml --export vendor_models/temos-cmu-kitml
 
 ## train-more: another round of training that starts from the bundled weights (fresh optimizer), then selects and exports;
 ## the snapshots of the bundled model's own stage 2 (runs/bundled-energy), when present, compete too
