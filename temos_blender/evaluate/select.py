@@ -159,9 +159,11 @@ def select(
     rec_tolerance: float = 0.05,
     r3_tolerance: float = 0.01,
     long_speed_min: float | None = 0.75,
+    step: int | None = None,
 ) -> dict:
     """Score the snapshots of one run, or of several runs in training order (a run continued from another's weights
-    comes after it), the ``last`` N of each only when given, and choose one; returns the report dict."""
+    comes after it), the ``last`` N of each only when given — or only the snapshot at ``step`` (a choice made
+    elsewhere, e.g. by the model card's rule for stage 4) — and choose one; returns the report dict."""
     from tqdm import tqdm
 
     from ..core.weights import read_config
@@ -175,8 +177,11 @@ def select(
         if not listed:
             raise FileNotFoundError(f"{run} has no snapshots (expected {run / 'snapshots' / 'stepNNNNNN'})")
         log = validation_log(run)
-        for step, folder in listed[-last:] if last else listed:
-            found.append((order, run, step, folder, log.get(step, {}).get("val_rec_text")))
+        for at, folder in listed[-last:] if last else listed:
+            if step is None or at == step:
+                found.append((order, run, at, folder, log.get(at, {}).get("val_rec_text")))
+    if not found:
+        raise FileNotFoundError(f"no snapshot at step {step} in {', '.join(str(r) for r in runs)}")
     clips = load_motion_clips(read_config(found[0][3]).fps, splits=("train", "val"))
     embedder = SentenceEmbedder()
     evaluator, _ = load_or_train(clips, embedder=embedder)
@@ -218,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--r3-tolerance", type=float, default=0.01, help="R@3 slack, a fraction (default 0.01)")
     parser.add_argument("--long-speed-min", type=float, default=0.75,
                         help="length check: least share of the captured speed kept at 8 s (default 0.75; <0: off)")  # fmt: skip
+    parser.add_argument("--step", type=int, default=None,
+                        help="score (and export) only the snapshot at this step: a choice made by another rule")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--export", default=None, help="write the chosen checkpoint here as float16")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -227,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = [Path(r) for r in args.runs]
     try:
         long_speed_min = None if args.long_speed_min < 0 else args.long_speed_min
-        report = select(runs, args.last, args.draws, args.seed, args.rec_tolerance, args.r3_tolerance, long_speed_min)
+        report = select(runs, args.last, args.draws, args.seed, args.rec_tolerance, args.r3_tolerance, long_speed_min,
+                        args.step)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

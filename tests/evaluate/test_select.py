@@ -165,3 +165,12 @@ def test_a_run_and_its_continuation_are_one_pool_and_the_choice_is_exported(tmp_
     exported, chosen = load_model(export).state_dict(), load_model(weights["more", 500]).state_dict()
     assert all(torch.allclose(exported[k].float(), chosen[k].float(), atol=1e-3) for k in chosen)
     assert "more step 500" in capsys.readouterr().out
+
+    # --step: a choice made by another rule (the card's stage 4) is scored and exported as it is.
+    assert main([str(tmp_path / "more"), "--step", "250", "--export", str(export)]) == 0
+    report = json.loads((tmp_path / "more" / "selection.json").read_text())
+    assert [(r["run"], r["step"]) for r in report["rows"]] == [("more", 250)]
+    exported, chosen = load_model(export).state_dict(), load_model(weights["more", 250]).state_dict()
+    assert all(torch.allclose(exported[k].float(), chosen[k].float(), atol=1e-3) for k in chosen)
+    assert main([str(tmp_path / "more"), "--step", "750"]) == 2, "a step without a snapshot is a clear error"
+    assert "no snapshot at step 750" in capsys.readouterr().err
