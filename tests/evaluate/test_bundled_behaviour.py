@@ -118,3 +118,10 @@ def test_a_long_run_is_still_a_run(generator):
     """Captured runs last 3.4 s on average; 8 s asks for more than any but a few of them show."""
     prompt = "a person runs forward"
     assert_most_pass(prompt, measured_takes(generator, prompt, 8.0), checks.runs_forward, ("speed_mps", "forward_m"))
+
+
+def test_leaping_into_the_air_leaves_the_floor(generator):
+    """Jumps are a few dozen training clips; none of their texts says "into the air" (in training "leaps" goes forward
+    with both feet, or with a spin)."""
+    prompt = "someone leaps into the air"
+    assert_most_pass(prompt, measured_takes(generator, prompt, 4.0), checks.jumps, ("airborne_s", "pelvis_rise_m"))

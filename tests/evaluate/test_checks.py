@@ -101,6 +101,25 @@ def test_checks_reject_captured_clips_of_another_action(test_clips, content, che
     assert rate <= 0.1, f"{check.__name__} passes on {rate:.0%} of {n} captured {content} clips"
 
 
+def test_the_jump_check_passes_captured_jumps_and_not_walks_runs_or_bows():
+    """Jumps exist only in the training split (rare actions stay wholly in training), so they are checked there."""
+    from temos_blender.data.build import cache_stem, default_out_dir
+    from temos_blender.evaluate.clips import load_motion_clips
+
+    path = default_out_dir() / f"{cache_stem(FPS)}.npz"
+    if not path.is_file():
+        pytest.skip(f"the data cache {path.name} is not built (run `python -m temos_blender.data`)")
+    clips = load_motion_clips(FPS, splits=("train",), path=path)
+    rates: dict[str, list[bool]] = {}
+    for r, j in zip(clips.records, clips.joints):
+        kind = "jump" if "jump" in r["action"] or "hop" in r["action"] else r.get("content")
+        if not r["mirrored"] and kind in ("jump", "walk", "run", "bow"):
+            rates.setdefault(kind, []).append(checks.jumps(checks.measure(j, FPS)))
+    assert len(rates["jump"]) >= 5 and np.mean(rates["jump"]) >= 0.8, rates["jump"]
+    assert np.mean(rates["walk"]) <= 0.05 and np.mean(rates["bow"]) == 0
+    assert np.mean(rates["run"]) <= 0.15, "a run's flight phase is mostly shorter than a jump's"
+
+
 def test_exhausted_walks_are_slower_than_active_walks_in_the_data(test_clips):
     speeds = {
         style: [
