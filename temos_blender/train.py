@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -43,9 +44,11 @@ from .data.processing import (
     gait_phase_starts,
     loop_extend,
     loop_stride,
+    loop_wave,
     phase_aligned_start,
     stroke_timing,
     warp_strokes,
+    wave_cycle,
     wave_strokes,
 )
 
@@ -100,6 +103,12 @@ class TrainConfig:
     :data:`temos_blender.data.processing.LOOP_CONTENT`) is lengthened to a random length up to ``max_frames`` by
     repeating its last stride (:func:`temos_blender.data.processing.loop_extend`). The captured runs last 3.4 s on
     average, so without it a long request of a run falls back to the speed of the long clips — walks. 0 = off."""
+    loop_wave_prob: float = 0.0
+    """Chance that a crop of a wave clip (:data:`temos_blender.data.processing.WAVE_HANDS`) shorter than
+    ``max_frames`` is lengthened by repeating one of its stroke cycles in its middle (1 up to as many as fit in
+    ``max_frames``; :func:`temos_blender.data.processing.loop_wave`), keeping its own raise and lowering. Length and
+    performer are tied in the captures: right-hand waves of 5–6.5 s stroke at 1.9 m/s while raised, those of 7.5–8.5 s
+    at 0.4 (slow performers take longer), so a request for 8 s got a raised, nearly still hand. 0 = off."""
     warp_wave_strokes: bool = False
     """Retime every training clip of a wave (:data:`temos_blender.data.processing.WAVE_HANDS`) so that its strokes
     fall on its action's common timing — the median first stroke and period over that action's clips, all styles
@@ -389,16 +398,37 @@ class ClipBatcher:
         ]
         if not cfg.align_gait_phase:
             self.phase_starts = [np.zeros(0, np.int64) for _ in self.clips]
+        cycles = [
+            wave_cycle(c["features"], WAVE_HANDS[c["content"]], cfg.data_fps)
+            if cfg.loop_wave_prob > 0 and c.get("content") in WAVE_HANDS and c["features"].shape[0] < cfg.max_frames
+            else None
+            for c in self.clips
+        ]  # a cycle only where one more of it fits in max_frames
+        self.wave_cycles = [
+            x if x is not None and c["features"].shape[0] + x[1] - x[0] <= cfg.max_frames else None
+            for c, x in zip(self.clips, cycles)
+        ]
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def lengthened_wave(self, i: int) -> tuple[torch.Tensor, Callable[[int, int], torch.Tensor]]:
+        """Clip ``i``'s features and crop function: a wave lengthened by ``loop_wave_prob``, else the clip's own."""
+        c, cycle = self.clips[i], self.wave_cycles[i]
+        if cycle is None or float(torch.rand((), generator=self.g)) >= self.cfg.loop_wave_prob:
+            return c["features"], c["crop"]
+        a, b = cycle
+        repeats = int(torch.randint(1, (self.cfg.max_frames - c["features"].shape[0]) // (b - a) + 1, (1,), generator=self.g))
+        f = loop_wave(c["features"], a, b, repeats)
+        return f, (lambda s, n: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))
 
     def sample(self, batch_size: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=self.g).tolist()
         texts, crops = [], []
         for i in idx:
             c = self.clips[i]
-            n = c["features"].shape[0]
+            features, crop = self.lengthened_wave(i)
+            n = features.shape[0]
             longest = min(n, self.cfg.max_frames)
             length = int(torch.randint(self.cfg.min_frames, longest + 1, (1,), generator=self.g))
             if float(torch.rand((), generator=self.g)) < self.cfg.full_clip_prob:
@@ -412,10 +442,10 @@ class ClipBatcher:
             loop = self.loops[i]
             if loop is not None and float(torch.rand((), generator=self.g)) < self.cfg.loop_locomotion_prob:
                 length = int(torch.randint(length, self.cfg.max_frames + 1, (1,), generator=self.g))
-                longer = loop_extend(c["features"], *loop, start + length)
+                longer = loop_extend(features, *loop, start + length)
                 crops.append(longer[:length] if start == 0 else canonicalize_features(longer[start:]))
             else:
-                crops.append(c["crop"](start, length))
+                crops.append(crop(start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])
         lengths = torch.tensor([x.shape[0] for x in crops])
         out = torch.zeros(len(crops), int(lengths.max()), crops[0].shape[1])

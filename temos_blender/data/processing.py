@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,26 +185,36 @@ def loop_stride(features: np.ndarray | torch.Tensor, phase_starts: np.ndarray, f
     return None
 
 
-def loop_extend(features: torch.Tensor, a: int, b: int, num_frames: int) -> torch.Tensor:
-    """Features (T, 135) → (num_frames, 135): the clip's frames before ``b``, then the stride ``[a, b)`` over and
-    over, each repeat turned about the vertical and moved so that it starts where, and facing where, the previous
-    stride ended (a run that curves keeps curving at the same rate). Frames before ``b`` are the clip's own."""
+def splice(features: torch.Tensor, segments: list[tuple[int, int]]) -> torch.Tensor:
+    """Features (T, 135) → the frames of ``segments`` (``[start, end)`` ranges of the clip) one after another. Every
+    segment after the first is turned about the vertical and moved so that its first frame stands where, and faces
+    where, the capture's frame after the previous segment would have: a repeated stride walks on from where the last
+    one ended, and the clip's own frames after a repeat continue from where the repeat left off. Heights are kept."""
     rots, trans = features_to_smpl(features.double())
-    turn = heading_of(rots[b, 0]) - heading_of(rots[a, 0])
     flat = torch.tensor([1.0, 0.0, 1.0], dtype=trans.dtype)
-    stride_rots, stride_offsets = rots[a:b], (trans[a:b] - trans[a]) * flat
-    advance = (trans[b] - trans[a]) * flat
-    all_rots, all_trans = [rots[:b]], [trans[:b]]
-    anchor, total, k = trans[b] * flat, b, 1
-    while total < num_frames:
-        y = yaw_matrix(torch.tensor(k * float(turn), dtype=trans.dtype))
-        r = stride_rots.clone()
+    heading = heading_of(rots[:, 0])
+    turn, offset = torch.zeros((), dtype=trans.dtype), torch.zeros(3, dtype=trans.dtype)  # frame ↦ yaw(turn)·x + offset
+    all_rots, all_trans, prev_end = [], [], None
+    for start, end in segments:
+        if prev_end is not None:  # the capture's frame ``prev_end``, where the previous segment put it
+            there = yaw_matrix(turn) @ (trans[prev_end] * flat) + offset
+            turn = turn + heading[prev_end] - heading[start]
+            offset = there - yaw_matrix(turn) @ (trans[start] * flat)
+        y = yaw_matrix(turn)
+        r = rots[start:end].clone()
         r[:, 0] = y @ r[:, 0]
         all_rots.append(r)
-        all_trans.append(stride_offsets @ y.T + anchor + trans[a:b] * (1 - flat))
-        anchor, total, k = anchor + y @ advance, total + (b - a), k + 1
-    out = smpl_to_features(torch.cat(all_rots)[:num_frames], torch.cat(all_trans)[:num_frames])
-    return out.to(features.dtype)
+        all_trans.append((trans[start:end] * flat) @ y.T + offset + trans[start:end] * (1 - flat))
+        prev_end = end
+    return smpl_to_features(torch.cat(all_rots), torch.cat(all_trans)).to(features.dtype)
+
+
+def loop_extend(features: torch.Tensor, a: int, b: int, num_frames: int) -> torch.Tensor:
+    """Features (T, 135) → (num_frames, 135): the clip's frames before ``b``, then the stride ``[a, b)`` over and
+    over (:func:`splice`: each repeat starts where, and facing where, the previous stride ended, so a run that curves
+    keeps curving at the same rate). Frames before ``b`` are the clip's own."""
+    repeats = max(0, math.ceil((num_frames - b) / (b - a)))
+    return splice(features, [(0, b)] + [(a, b)] * repeats)[:num_frames]
 
 
 WAVE_HANDS = {"wave-right-hand": "right", "wave-left-hand": "left", "wave-both-hands": "right"}
@@ -278,3 +289,34 @@ def warp_strokes(features: torch.Tensor, strokes: np.ndarray, first: float, peri
     trans_new = trans.numpy()[i0] * (1 - frac[:, None]) + trans.numpy()[i1] * frac[:, None]
     out = smpl_to_features(torch.from_numpy(quat_to_matrix(q_new)), torch.from_numpy(trans_new))
     return out.to(features.dtype)
+
+
+def wave_cycle(features: np.ndarray | torch.Tensor, hand: str, fps: float) -> tuple[int, int] | None:
+    """The stroke cycle ``(a, b)`` of a waving clip to repeat (:func:`loop_wave`): two consecutive
+    :func:`wave_strokes` within :data:`WAVE_PERIOD_S` such that the capture after ``b`` repeats the cycle within
+    :data:`MAX_LOOP_SEAM_M` (the body-frame joints, frame by frame); of those, the one that repeats it best. ``None``
+    when the clip has no such cycle (one stroke, a drifting rate, a hand that comes down right after)."""
+    from ..evaluate.kinematics import local_poses
+
+    strokes = wave_strokes(features, hand, fps)
+    lo, hi = (round(x * fps) for x in WAVE_PERIOD_S)
+    pairs = [(int(a), int(b)) for a, b in zip(strokes[:-1], strokes[1:]) if lo <= b - a <= hi]
+    if not pairs:
+        return None
+    joints, _ = forward_kinematics_np(*(x.numpy() for x in features_to_smpl(torch.as_tensor(features).double())))
+    local = local_poses(joints)
+    best, best_err = None, MAX_LOOP_SEAM_M
+    for a, b in pairs:
+        m = min(b - a, len(local) - b)
+        err = float(np.linalg.norm(local[b : b + m] - local[a : a + m], axis=-1).mean())
+        if err <= best_err:
+            best, best_err = (a, b), err
+    return best
+
+
+def loop_wave(features: torch.Tensor, a: int, b: int, repeats: int) -> torch.Tensor:
+    """Features (T, 135) → (T + repeats · (b − a), 135): a wave lengthened in its middle — the clip up to ``b``, the
+    stroke cycle ``[a, b)`` ``repeats`` more times, then the rest of the clip (the hand coming down), each part
+    continuing from where the previous one ended (:func:`splice`). The beginning and the end are the capture's own, so
+    a longer wave keeps its performer's rate instead of being one of the slow performers who happen to take longer."""
+    return splice(features, [(0, b)] + [(a, b)] * repeats + [(b, features.shape[0])])

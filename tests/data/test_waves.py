@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from temos_blender.core.features import features_to_smpl, smpl_to_features
-from temos_blender.data.processing import stroke_timing, warp_strokes, wave_strokes
+from temos_blender.data.processing import loop_wave, stroke_timing, warp_strokes, wave_cycle, wave_strokes
+from temos_blender.evaluate.kinematics import local_poses
 from temos_blender.rotations import axis_angle_to_matrix
 from temos_blender.skeleton import JOINT_INDEX, forward_kinematics_np
 
@@ -16,11 +17,15 @@ FPS = 12.5
 WRIST, SHOULDER = JOINT_INDEX["right_wrist"], JOINT_INDEX["right_shoulder"]
 
 
-def waving(seconds: float, period_s: float, offset_s: float, amplitude_rad: float = 0.6, raised: bool = True) -> torch.Tensor:
-    """Features of a right arm raised in 0.4 s (or hanging down) whose forearm swings sideways with ``period_s``."""
+def waving(seconds: float, period_s: float, offset_s: float, amplitude_rad: float = 0.6, raised: bool = True,
+           lower_s: float = 0.0) -> torch.Tensor:  # fmt: skip
+    """Features of a right arm raised in 0.4 s (or hanging down) whose forearm swings sideways with ``period_s``;
+    with ``lower_s`` the arm comes down again over the last ``lower_s`` seconds."""
     t = np.arange(round(seconds * FPS)) / FPS
     aa = np.zeros((len(t), 22, 3))
     lift = np.clip(t / 0.4, 0, 1)
+    if lower_s:
+        lift = lift * np.clip((t[-1] - t) / lower_s, 0, 1)
     aa[:, JOINT_INDEX["right_shoulder"], 2] = -1.2 * lift if raised else 1.2
     aa[:, JOINT_INDEX["right_elbow"], 2] = -amplitude_rad * (1 + np.cos(2 * np.pi * (t - offset_s) / period_s)) / 2 - 0.3
     trans = np.tile([0.0, 0.9, 0.0], (len(t), 1)) + np.outer(t, [0.05, 0.0, 0.1])  # drifting slowly
@@ -95,3 +100,53 @@ def test_training_retimes_each_wave_action_onto_one_timing_and_leaves_other_clip
         torch.testing.assert_close(after[0]["crop"](0, 10), after[0]["features"][:10])
         timings.append((first, period))
     assert timings[0] != timings[1], "each action has its own timing"
+
+
+def test_a_lengthened_wave_keeps_its_rate_its_raise_and_its_lowering():
+    clip = waving(5, 0.8, 0.3, lower_s=0.8)  # a stroke every 10 frames; the hand comes down over the last 0.8 s
+    cycle = wave_cycle(clip, "right", FPS)
+    assert cycle is not None and cycle[1] - cycle[0] == 10, cycle
+    a, b = cycle
+    longer = loop_wave(clip, a, b, 3)
+    n = clip.shape[0]
+    assert longer.shape == (n + 30, 135)
+    j, w = joints_of(clip), joints_of(longer)
+    np.testing.assert_allclose(w[:b], j[:b], atol=1e-5, err_msg="the raise and the strokes before the cycle are the capture's")
+    np.testing.assert_allclose(local_poses(w[b + 30 :]), local_poses(j[b:]), atol=1e-5, err_msg="so is the lowering")
+    np.testing.assert_allclose(w[-1, 0] - w[b + 30, 0], j[-1, 0] - j[b, 0], atol=1e-5, err_msg="the path goes on as captured")
+    assert w[-1, WRIST, 1] < w[b : b + 30, WRIST, 1].min() - 0.1, "the hand still comes down at the end"
+    strokes, more = wave_strokes(clip, "right", FPS), wave_strokes(longer, "right", FPS)
+    assert len(more) == len(strokes) + 3, "three more strokes…"
+    assert sorted(np.diff(more).tolist()) == sorted(np.diff(strokes).tolist() + [10] * 3), "…at the same rate"
+    moves = np.linalg.norm(np.diff(w, axis=0), axis=-1).max(-1)
+    assert moves.max() <= 1.05 * np.linalg.norm(np.diff(j, axis=0), axis=-1).max(), "no jump where a repeat joins"
+
+
+def test_only_a_wave_that_repeats_itself_is_looped():
+    assert wave_cycle(waving(5, 0.8, 0.3, amplitude_rad=0.0), "right", FPS) is None, "a held hand"
+    assert wave_cycle(waving(5, 0.8, 0.3, raised=False), "right", FPS) is None, "an arm swinging down low"
+    assert wave_cycle(waving(5, 0.8, 0.3), "left", FPS) is None, "the other hand"
+
+
+def test_training_lengthens_waves_only():
+    from temos_blender.train import ClipBatcher, TrainConfig
+
+    def clip(content: str) -> dict:
+        f = waving(4, 0.8, 0.3, lower_s=0.8).float()
+        return {"features": f, "texts": [content], "weight": 1.0, "content": content, "crop": lambda s, n: f[s : s + n]}
+
+    wave, raise_hand = clip("wave-right-hand"), clip("raise-up-right-hand")  # the same motion; only a wave's text
+    n = wave["features"].shape[0]  # says it may go on longer
+
+    def lengths(prob: float) -> dict[str, list[int]]:
+        cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, loop_wave_prob=prob)
+        texts, _, mask = ClipBatcher([wave, raise_hand], cfg, torch.Generator().manual_seed(0)).sample(300)
+        out: dict[str, list[int]] = {}
+        for text, m in zip(texts, mask):
+            out.setdefault(text, []).append(int(m.sum()))
+        return out
+
+    on, off = lengths(1.0), lengths(0.0)
+    assert max(on["wave-right-hand"]) > 90 and np.mean(on["wave-right-hand"]) > n, "waves are lengthened up to the longest crop"
+    assert max(on["wave-right-hand"]) <= 100 and max(on["raise-up-right-hand"]) <= n, "never past it; other clips never"
+    assert max(off["wave-right-hand"]) <= n, "and nothing is with the option off"
