@@ -109,6 +109,9 @@ class TrainConfig:
     ``max_frames``; :func:`temos_blender.data.processing.loop_wave`), keeping its own raise and lowering. Length and
     performer are tied in the captures: right-hand waves of 5–6.5 s stroke at 1.9 m/s while raised, those of 7.5–8.5 s
     at 0.4 (slow performers take longer), so a request for 8 s got a raised, nearly still hand. 0 = off."""
+    loop_wave_fill: bool = False
+    """With ``loop_wave_prob``: lengthen by as many stroke cycles as fit in ``max_frames`` (so a whole lengthened wave
+    lasts nearly ``max_frames``) instead of a random number of them from 1."""
     warp_wave_strokes: bool = False
     """Retime every training clip of a wave (:data:`temos_blender.data.processing.WAVE_HANDS`) so that its strokes
     fall on its action's common timing — the median first stroke and period over that action's clips, all styles
@@ -418,7 +421,8 @@ class ClipBatcher:
         if cycle is None or float(torch.rand((), generator=self.g)) >= self.cfg.loop_wave_prob:
             return c["features"], c["crop"]
         a, b = cycle
-        repeats = int(torch.randint(1, (self.cfg.max_frames - c["features"].shape[0]) // (b - a) + 1, (1,), generator=self.g))
+        room = (self.cfg.max_frames - c["features"].shape[0]) // (b - a)
+        repeats = room if self.cfg.loop_wave_fill else int(torch.randint(1, room + 1, (1,), generator=self.g))
         f = loop_wave(c["features"], a, b, repeats)
         return f, (lambda s, n: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))
 

@@ -138,8 +138,9 @@ def test_training_lengthens_waves_only():
     wave, raise_hand = clip("wave-right-hand"), clip("raise-up-right-hand")  # the same motion; only a wave's text
     n = wave["features"].shape[0]  # says it may go on longer
 
-    def lengths(prob: float) -> dict[str, list[int]]:
-        cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, loop_wave_prob=prob)
+    def lengths(prob: float, fill: bool = False) -> dict[str, list[int]]:
+        cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, loop_wave_prob=prob, loop_wave_fill=fill,
+                          full_clip_prob=1.0)  # fmt: skip
         texts, _, mask = ClipBatcher([wave, raise_hand], cfg, torch.Generator().manual_seed(0)).sample(300)
         out: dict[str, list[int]] = {}
         for text, m in zip(texts, mask):
@@ -150,3 +151,5 @@ def test_training_lengthens_waves_only():
     assert max(on["wave-right-hand"]) > 90 and np.mean(on["wave-right-hand"]) > n, "waves are lengthened up to the longest crop"
     assert max(on["wave-right-hand"]) <= 100 and max(on["raise-up-right-hand"]) <= n, "never past it; other clips never"
     assert max(off["wave-right-hand"]) <= n, "and nothing is with the option off"
+    assert len(set(on["wave-right-hand"])) > 3, "a random number of cycles…"
+    assert set(lengths(1.0, fill=True)["wave-right-hand"]) == {n + 10 * ((100 - n) // 10)}, "…or as many as fit"
