@@ -51,6 +51,7 @@ from .data.processing import (
     wave_cycle,
     wave_strokes,
 )
+from .skeleton import JOINT_INDEX
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,9 @@ class TrainConfig:
     for each of the 132 rotation features; 1 = the paper. They are 3 of 135 numbers but carry the whole trajectory,
     and with weight 1 a jump costs little to miss: the autoencoder decodes a captured jump's 0.2 m rise (5 standard
     deviations of the root height) as a crouch back to standing height, feet never off the floor."""
+    joint_weights: dict[str, float] | None = None
+    """Weights of named SMPL joints' six rotation features in the pose and velocity terms (e.g. ``{"spine1": 3}``),
+    against 1 for the joints not named; None = all 1, the paper. The joint-space counterpart of ``root_weight``."""
     kl_weight: float = 1e-5
     """Weight of each of the four KL terms, each a mean over the latent dimensions (the paper: 1e-5). A weight of
     1e-5 × latent_dim is the same as 1e-5 on KLs summed over the dimensions."""
@@ -245,11 +249,19 @@ def masked_smooth_l1(
 
 def feature_weights(cfg: TrainConfig, nfeats: int, device=None) -> torch.Tensor | None:
     """Per-feature weights of the reconstruction terms: ``root_weight`` on the root's height and horizontal
-    velocity (features 0–2, see :mod:`temos_blender.core.features`), 1 elsewhere; None when all are 1."""
-    if cfg.root_weight == 1.0:
+    velocity (features 0–2, see :mod:`temos_blender.core.features`), ``joint_weights`` on the named joints' six
+    rotation features, 1 elsewhere; None when all are 1."""
+    joints = cfg.joint_weights or {}
+    unknown = sorted(set(joints) - set(JOINT_INDEX))
+    if unknown:
+        raise ValueError(f"joint_weights: no SMPL joint named {', '.join(unknown)} (joints: {', '.join(JOINT_INDEX)})")
+    if cfg.root_weight == 1.0 and all(v == 1.0 for v in joints.values()):
         return None
     w = torch.ones(nfeats, device=device)
     w[:3] = cfg.root_weight
+    for name, weight in joints.items():
+        i = 3 + 6 * JOINT_INDEX[name]
+        w[i : i + 6] = weight
     return w
 
 

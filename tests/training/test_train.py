@@ -201,6 +201,23 @@ def test_root_weight_charges_a_missed_jump_and_leaves_the_rotation_terms_alone()
         "rotation errors cost what they did"
 
 
+def test_joint_weights_charge_the_named_joints_rotations_only():
+    from temos_blender.skeleton import JOINT_INDEX
+    from temos_blender.train import TrainConfig, feature_weights
+
+    w = feature_weights(TrainConfig(model={}, joint_weights={"spine1": 3.0, "head": 2.0}), 135)
+    spine, head = 3 + 6 * JOINT_INDEX["spine1"], 3 + 6 * JOINT_INDEX["head"]
+    assert (w[spine : spine + 6] == 3).all() and (w[head : head + 6] == 2).all()
+    assert int((w == 1).sum()) == 135 - 12, "every other feature, the root's included, keeps weight 1"
+    assert feature_weights(TrainConfig(model={}, joint_weights={"head": 1.0}), 135) is None
+    try:
+        feature_weights(TrainConfig(model={}, joint_weights={"Spine": 2.0}), 135)
+    except ValueError as e:
+        assert "Spine" in str(e) and "spine1" in str(e), "a misspelt joint is named with the valid ones"
+    else:
+        raise AssertionError("an unknown joint name must not be ignored")
+
+
 def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     from temos_blender.train import TrainConfig, temos_losses
 
