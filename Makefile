@@ -52,12 +52,13 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model in its four stages (resumable: run again to continue) — configs/bundled.json for
+## train: train the bundled model in its five stages (resumable: run again to continue) — configs/bundled.json for
 ## 13,000 steps; configs/finetune-energy.json from its last snapshot, exporting the snapshot that checkpoint selection
 ## chooses (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py; over
 ## stage 2 alone, because its energy term trades the frame-by-frame reconstruction the rule bands on); then, at a low
 ## learning rate, configs/finetune-rare-root.json from that export (its last snapshot is exported) and
-## configs/finetune-rare-balanced.json from that (its step 750 is exported: the model card's rule for rare actions)
+## configs/finetune-rare-balanced.json from that (its step 750 is exported: the model card's rule for rare actions),
+## then configs/finetune-wave-fill-torso.json from that (its step 750 is exported: the card's rule for long waves)
 train: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
 	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
@@ -69,6 +70,9 @@ train: data
 	$(PY) -m temos_blender.train --config configs/finetune-rare-balanced.json --out runs/bundled-rare2 --resume \
 		--init-from vendor_models/temos-cmu-kitml
 	$(PY) -m temos_blender.evaluate.select runs/bundled-rare2 --step 750 --export vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.train --config configs/finetune-wave-fill-torso.json --out runs/bundled-waves --resume \
+		--init-from vendor_models/temos-cmu-kitml
+	$(PY) -m temos_blender.evaluate.select runs/bundled-waves --step 750 --export vendor_models/temos-cmu-kitml
 
 ## train-more: another round of training that starts from the bundled weights: stage 3's recipe (low learning rate, a
 ## fresh optimizer; stage 2's peak rate costs 1-3 points of validation R@3 when restarted, see the model card), then
