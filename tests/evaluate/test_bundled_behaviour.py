@@ -129,7 +129,7 @@ def test_leaping_into_the_air_leaves_the_floor(generator):
 
 def test_a_long_wave_still_strokes(generator):
     """The captured waves that last 8 s are the slow performers'; without lengthened fast waves in training an 8 s
-    request got a raised, held hand (0.10–0.14 m/s while up). Asked here: the hand over the shoulder and moving at
+    request got a raised, held hand (0.09–0.14 m/s while up). Asked here: the hand over the shoulder and moving at
     0.2 m/s or more while it is up (a 4 s wave makes about 0.6, the captured ones 0.5–1.8)."""
     prompt = "someone waves with their right hand"
 
