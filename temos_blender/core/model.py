@@ -170,7 +170,8 @@ class MotionDecoder(nn.Module):
         b, t = mask.shape
         queries = self.sequence_pos_encoding(torch.zeros(b, t, self.latent_dim, device=z.device, dtype=z.dtype))
         out = self.seqTransDecoder(tgt=queries, memory=z[:, None], tgt_key_padding_mask=~mask)  # (B, T, d)
-        out = self.final_layer(out)  # (B, T, nfeats)
+        with torch.autocast(out.device.type, enabled=False):  # features at full precision under mixed precision
+            out = self.final_layer(out.to(self.final_layer.weight.dtype))  # (B, T, nfeats)
         return out.masked_fill(~mask[..., None], 0.0)
 
 
