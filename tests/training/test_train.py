@@ -99,10 +99,13 @@ def test_dynamics_explained_is_0_for_a_held_mean_pose_1_for_the_motion_and_ignor
 
 
 @pytest.mark.slow
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, bf16):
     monkeypatch.chdir(tmp_path)  # text-feature cache goes under the run's own .cache
     data = _write_cache(tmp_path)
-    common = ["--config", str(TINY), "--data", str(data), "--threads", "1"]
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**json.loads(TINY.read_text()), "bf16": bf16}))
+    common = ["--config", str(config), "--data", str(data), "--threads", "1"]
     assert main([*common, "--out", str(tmp_path / "straight")]) == 0
     assert main([*common, "--out", str(tmp_path / "split"), "--stop-after", "3"]) == 0
     assert main([*common, "--out", str(tmp_path / "split"), "--resume"]) == 0
