@@ -127,7 +127,8 @@ class TrainConfig:
     bf16: bool = False
     """Run the networks' matrix products in bfloat16 (``torch.autocast``) during training; parameters, optimiser
     state, the decoder's output layer and every loss stay float32, and validation runs in float32. On a CPU with
-    AVX-512 BF16 a training step takes 0.7× the time (see ``docs/BENCHMARKS.md``). False = float32 throughout."""
+    AVX-512 BF16 a training step takes 0.74× the time (``benchmarks/bench_train.py``, ``docs/BENCHMARKS.md``).
+    False = float32 throughout."""
     text_samples: int = 1
     """Latents drawn from each text's distribution per step; only the one whose decoding is closest to the clip is
     trained (the "best of many" objective of Bhattacharyya et al., CVPR 2018). 1 = the paper: every draw must
