@@ -625,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
     parser.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this process (resume later)")
+    parser.add_argument("--stop-at", type=int, default=None,
+                        help="stop when the run reaches this step, counted from its start, also across --resume "
+                             "(a stage cut before the end of its learning-rate schedule); leaves a snapshot there")
     parser.add_argument("--init-from", default=None,
                         help="start from the weights of this model folder (e.g. the bundled model) with a fresh "
                              "optimizer and step 0; ignored when --resume finds OUT/last.pt")
@@ -752,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         (stop,) = agreed(
             bool(stop_requested)
             or (args.stop_after is not None and state["step"] - first_step >= args.stop_after)
+            or (args.stop_at is not None and state["step"] >= args.stop_at)
             or bool(cfg.time_budget_min and (time.monotonic() - started) / 60 >= cfg.time_budget_min)
         )
         if stop:

@@ -346,6 +346,27 @@ def test_a_stop_between_validations_leaves_a_snapshot_and_a_log_row_of_the_last_
     assert sorted(validation_log(run)) == [3, 4, 6]
 
 
+@pytest.mark.slow
+def test_stop_at_cuts_the_run_at_the_same_step_across_a_resume(tmp_path, monkeypatch):
+    from temos_blender.evaluate.select import snapshots
+
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    common = ["--config", str(TINY), "--data", str(data), "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "straight"), "--stop-at", "5"]) == 0
+    split = ["--out", str(tmp_path / "split"), "--stop-at", "5"]
+    assert main([*common, *split, "--stop-after", "2"]) == 0  # interrupted at step 2
+    assert main([*common, *split, "--resume"]) == 0  # continues to 5, not 2 + 5
+    assert main([*common, *split, "--resume"]) == 0  # already there: trains nothing
+    assert [s for s, _ in snapshots(tmp_path / "straight")] == [3, 5]  # validations every 3 steps, then the stop
+    assert [s for s, _ in snapshots(tmp_path / "split")] == [2, 3, 5]
+    for run in ("straight", "split"):
+        assert json.loads(torch.load(tmp_path / run / "last.pt", weights_only=True)["state"])["step"] == 5
+    a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs")
+
+
 def test_bf16_training_pass_keeps_losses_and_gradients_in_float32():
     from temos_blender.core.model import Temos, TemosConfig
     from temos_blender.train import TrainConfig, TrainingPass, temos_losses
