@@ -624,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--max-steps", type=int, default=None, help="override the config's max_steps")
     parser.add_argument("--time-budget-min", type=float, default=None, help="override the config's time budget")
+    parser.add_argument("--lr", type=float, default=None, help="override the config's peak learning rate")
     parser.add_argument("--bf16", action="store_true", help="train in bfloat16 autocast whatever the config says")
     parser.add_argument("--stop-after", type=int, default=None, help="stop after this many steps in this process (resume later)")
     parser.add_argument("--stop-at", type=int, default=None,
@@ -638,7 +639,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     cfg = TrainConfig.from_json(args.config)
-    overrides = {k: v for k, v in (("max_steps", args.max_steps), ("time_budget_min", args.time_budget_min)) if v is not None}
+    flags = (("max_steps", args.max_steps), ("time_budget_min", args.time_budget_min), ("lr", args.lr))
+    overrides = {k: v for k, v in flags if v is not None}
     if args.bf16:
         overrides["bf16"] = True
     if overrides:

@@ -116,19 +116,21 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-def test_the_bf16_flag_trains_as_a_bf16_config_does(tmp_path, monkeypatch):
+@pytest.mark.parametrize("flag, setting", [(["--bf16"], {"bf16": True}), (["--lr", "0.003"], {"lr": 0.003})],
+                         ids=["bf16", "lr"])
+def test_a_command_line_override_trains_as_the_config_with_that_setting_does(tmp_path, monkeypatch, flag, setting):
     monkeypatch.chdir(tmp_path)
     data = _write_cache(tmp_path)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({**json.loads(TINY.read_text()), "bf16": True}))
+    config.write_text(json.dumps({**json.loads(TINY.read_text()), **setting}))
     common = ["--data", str(data), "--threads", "1", "--max-steps", "2"]
-    assert main([*common, "--config", str(TINY), "--out", str(tmp_path / "fp32")]) == 0
-    assert main([*common, "--config", str(TINY), "--out", str(tmp_path / "flag"), "--bf16"]) == 0
+    assert main([*common, "--config", str(TINY), "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--config", str(TINY), "--out", str(tmp_path / "flag"), *flag]) == 0
     assert main([*common, "--config", str(config), "--out", str(tmp_path / "config")]) == 0
-    flag, cfg, fp32 = (_state(tmp_path / run) for run in ("flag", "config", "fp32"))
+    flagged, cfg, plain = (_state(tmp_path / run) for run in ("flag", "config", "plain"))
     for k in cfg:
-        torch.testing.assert_close(flag[k], cfg[k], rtol=0, atol=0, msg=k)
-    assert any(not torch.equal(cfg[k], fp32[k]) for k in cfg), "bf16 autocast changes the trained weights"
+        torch.testing.assert_close(flagged[k], cfg[k], rtol=0, atol=0, msg=k)
+    assert any(not torch.equal(cfg[k], plain[k]) for k in cfg), "the setting changes the trained weights"
 
 
 @pytest.mark.slow
