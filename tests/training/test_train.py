@@ -99,12 +99,13 @@ def test_dynamics_explained_is_0_for_a_held_mean_pose_1_for_the_motion_and_ignor
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
-def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, bf16):
+@pytest.mark.parametrize("setting", [{"bf16": False}, {"bf16": True}, {"length_groups": 2}],
+                         ids=["float32", "bf16", "length-groups"])
+def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypatch, setting):
     monkeypatch.chdir(tmp_path)  # text-feature cache goes under the run's own .cache
     data = _write_cache(tmp_path)
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({**json.loads(TINY.read_text()), "bf16": bf16}))
+    config.write_text(json.dumps({**json.loads(TINY.read_text()), **setting}))
     common = ["--config", str(config), "--data", str(data), "--threads", "1"]
     assert main([*common, "--out", str(tmp_path / "straight")]) == 0
     assert main([*common, "--out", str(tmp_path / "split"), "--stop-after", "3"]) == 0
@@ -116,8 +117,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, monkeypa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("flag, setting", [(["--bf16"], {"bf16": True}), (["--lr", "0.003"], {"lr": 0.003})],
-                         ids=["bf16", "lr"])
+@pytest.mark.parametrize("flag, setting", [(["--bf16"], {"bf16": True}), (["--lr", "0.003"], {"lr": 0.003}),
+                                           (["--length-groups", "2"], {"length_groups": 2})],
+                         ids=["bf16", "lr", "length-groups"])
 def test_a_command_line_override_trains_as_the_config_with_that_setting_does(tmp_path, monkeypatch, flag, setting):
     monkeypatch.chdir(tmp_path)
     data = _write_cache(tmp_path)
@@ -146,12 +148,17 @@ def test_export_writes_a_loadable_half_precision_model(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ddp_with_two_cpu_processes_trains_and_exports(tmp_path):
+@pytest.mark.parametrize("groups", [1, 2], ids=["one-pass", "length-groups"])
+def test_ddp_with_two_cpu_processes_trains_and_exports(tmp_path, groups):
+    """With length groups each rank holds its gradient back until its last group (``no_sync``); the trainer checks
+    at the end that both replicas hold the same weights."""
     data = _write_cache(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({**json.loads(TINY.read_text()), "length_groups": groups}))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "temos_blender.train", "--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "ddp"),
+        "-m", "temos_blender.train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "ddp"),
         "--export", str(tmp_path / "ddp_export"),
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -416,3 +423,40 @@ def test_bf16_training_pass_keeps_losses_and_gradients_in_float32():
     assert cos > 0.95, f"bf16 gradient direction {cos:.3f}"
     # outside training (no autocast) the model is exactly what it was: float32 in, float32 out
     assert model.decode(torch.randn(2, 32), mask[:2]).dtype == torch.float32
+
+
+def test_length_groups_give_the_whole_batchs_losses_and_gradient():
+    """Each group is padded only to its own longest crop; weighted by their shares, the groups' terms and summed
+    gradients are the whole padded batch's (the random draws held equal: no dropout, latent noise off)."""
+    from unittest import mock
+
+    from temos_blender.core.model import Temos, TemosConfig
+    from temos_blender.train import TrainConfig, TrainingPass, grouped_step, length_groups
+
+    torch.manual_seed(0)
+    model = Temos(TemosConfig(latent_dim=16, ff_size=32, num_layers=2, num_heads=2, nfeats=135, text_dim=8, dropout=0.0))
+    lengths = torch.tensor([30, 7, 18, 30, 12, 25, 9])
+    mask = torch.arange(30)[None] < lengths[:, None]
+    motion = torch.randn(7, 30, 135).cumsum(1) * 0.1 * mask[..., None]
+    tf, tm = torch.randn(7, 5, 8), torch.ones(7, 5, dtype=torch.bool)
+    tm[1, 3:] = False
+    cfg = TrainConfig(model={}, velocity_weight=3.0, energy_weight=1.0, energy_window=8, root_weight=10.0,
+                      kl_weight=1e-2, latent_weight=0.03)  # fmt: skip
+
+    assert [p.tolist() for p in length_groups(lengths, 3)] == [[1, 6, 4], [2, 5], [0, 3]]
+    assert len(length_groups(lengths[:2], 3)) == 2
+
+    def run(groups: int):
+        model.zero_grad()
+        with mock.patch("torch.randn", lambda *a, **k: torch.zeros(*a[0] if isinstance(a[0], tuple) else a, **k)):
+            losses = grouped_step(TrainingPass(model), tf, tm, motion, mask, TrainConfig(**{**cfg.__dict__, "length_groups": groups}), 0.0)
+        return losses, [p.grad.clone() for p in model.parameters()]
+
+    whole, g1 = run(1)
+    for groups in (2, 3, 7):
+        parts, g = run(groups)
+        assert parts.keys() == whole.keys()
+        for k in whole:
+            torch.testing.assert_close(parts[k], whole[k], rtol=1e-5, atol=1e-7, msg=f"{k} with {groups} groups")
+        for a, b in zip(g, g1):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
