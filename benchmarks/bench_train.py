@@ -1,13 +1,14 @@
-"""Training step time, float32 against bfloat16 autocast (``TrainConfig.bf16``), in one process.
+"""Training step time: float32, bfloat16 autocast (``TrainConfig.bf16``) and bfloat16 with length groups
+(``TrainConfig.length_groups``), in one process.
 
-    .venv/bin/python benchmarks/bench_train.py [--config configs/budget.json] [--steps 6] [--no-write]
+    .venv/bin/python benchmarks/bench_train.py [--config configs/budget-base-grouped.json] [--steps 6] [--no-write]
 
 One optimiser step of the given recipe (both encoders, both reconstructions, every loss term the recipe turns on,
-backward, AdamW) on a batch shaped like training's: batch size from the config, half the clips at the longest crop
-(``max_frames``) and half at random lengths, 16 text tokens. No data is read: inputs are random, which does not
-change the arithmetic. The two precisions alternate for three rounds (so a change in machine load hits both);
-medians of ``--steps`` timed steps per round after two warm-up steps. Writes the Training section of
-docs/BENCHMARKS.md.
+backward, AdamW) on batches whose crop lengths are drawn as training draws them (``ClipBatcher`` over the training
+cache, when it is built; otherwise half the clips at ``max_frames`` and half at random lengths), 16 text tokens.
+The features are random, which does not change the arithmetic. The settings alternate for three rounds (so a
+change in machine load hits all of them), each on the same batches; medians of ``--steps`` timed steps per round
+after two warm-up steps. Writes the Training section of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,43 +27,70 @@ from bench_ui import DOC, REPO, machine, write_section  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 from temos_blender.core.model import Temos, TemosConfig, lengths_to_mask  # noqa: E402
-from temos_blender.train import TrainConfig, TrainingPass, temos_losses  # noqa: E402
+from temos_blender.train import TrainConfig, TrainingPass, grouped_step  # noqa: E402
 
 BEGIN = "<!-- BEGIN train: written by benchmarks/bench_train.py -->"
 END = "<!-- END train -->"
 
 
-def step_times(cfg: TrainConfig, steps: int, rounds: int = 3) -> dict[bool, list[float]]:
+SETTINGS = {
+    "float32": {"bf16": False, "length_groups": 1},
+    "bfloat16 autocast (`bf16`)": {"bf16": True, "length_groups": 1},
+    "bfloat16 + 2 length groups (`length_groups`)": {"bf16": True, "length_groups": 2},
+}
+
+
+def crop_lengths(cfg: TrainConfig, batches: int) -> tuple[list[torch.Tensor], str]:
+    """Per batch, crop lengths as training draws them, and where they come from."""
+    g = torch.Generator().manual_seed(0)
+    try:
+        from temos_blender.train import ClipBatcher, load_training_clips
+
+        batcher = ClipBatcher(load_training_clips(cfg.data_fps)["train"], cfg, g)
+    except (OSError, RuntimeError, ValueError) as e:  # no training cache here: a stated stand-in
+        b, t = cfg.batch_size, cfg.max_frames
+        out = []
+        for _ in range(batches):
+            lengths = torch.randint(cfg.min_frames, t + 1, (b,), generator=g)
+            lengths[: b // 2] = t
+            out.append(lengths)
+        return out, f"half the clips at {t} frames, half at random lengths (no training cache: {e})"
+    return [batcher.sample(cfg.batch_size)[2].sum(1) for _ in range(batches)], "crops drawn as training draws them"
+
+
+def step_times(cfg: TrainConfig, steps: int, rounds: int = 3) -> tuple[dict[str, list[float]], str, float]:
     torch.manual_seed(0)
     model = Temos(TemosConfig.from_dict(cfg.model))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    b, t = cfg.batch_size, cfg.max_frames
-    lengths = torch.randint(cfg.min_frames, t + 1, (b,))
-    lengths[: b // 2] = t
-    mask = lengths_to_mask(lengths, t)
-    motion = torch.randn(b, t, model.cfg.nfeats).cumsum(1) * 0.1 * mask[..., None]
-    text, text_mask = torch.randn(b, 16, model.cfg.text_dim), torch.ones(b, 16, dtype=torch.bool)
+    all_lengths, source = crop_lengths(cfg, steps + 2)
+    batches = []
+    for lengths in all_lengths:
+        mask = lengths_to_mask(lengths, int(lengths.max()))
+        motion = torch.randn(len(lengths), mask.shape[1], model.cfg.nfeats).cumsum(1) * 0.1 * mask[..., None]
+        text, text_mask = torch.randn(len(lengths), 16, model.cfg.text_dim), torch.ones(len(lengths), 16, dtype=torch.bool)
+        batches.append((text, text_mask, motion, mask))
+    real = sum(float(b[3].sum()) for b in batches) / sum(b[3].numel() for b in batches)
 
-    def one(bf16: bool) -> float:
+    def one(setting: dict, batch) -> float:
+        run = replace(cfg, **setting)
         start = time.perf_counter()
-        losses = temos_losses(TrainingPass(model, bf16=bf16), text, text_mask, motion, mask, cfg)
         opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        grouped_step(TrainingPass(model, bf16=run.bf16), *batch, run, 1.0)
         opt.step()
         return time.perf_counter() - start
 
-    times: dict[bool, list[float]] = {False: [], True: []}
+    times: dict[str, list[float]] = {name: [] for name in SETTINGS}
     for _ in range(rounds):
-        for bf16 in (False, True):
-            for _ in range(2):
-                one(bf16)
-            times[bf16].append(statistics.median(one(bf16) for _ in range(steps)))
-    return times
+        for name, setting in SETTINGS.items():
+            for batch in batches[:2]:
+                one(setting, batch)
+            times[name].append(statistics.median(one(setting, batch) for batch in batches[2:]))
+    return times, source, real
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "budget.json")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "budget-base-grouped.json")
     parser.add_argument("--steps", type=int, default=6, help="timed steps per precision and round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
@@ -69,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig.from_json(args.config)
     m = machine()
-    times = step_times(cfg, args.steps)
-    fp32, bf16 = statistics.median(times[False]), statistics.median(times[True])
+    times, source, real = step_times(cfg, args.steps)
+    base = statistics.median(times["float32"])
     load = ", ".join(f"{x:.2f}" for x in m["load"]) if m["load"] else "n/a"
+    name = args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config
     lines = [
         "## Training",
         "",
@@ -79,19 +109,22 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__} with {args.threads} thread(s), CPU capability "
         f"{torch.backends.cpu.get_cpu_capability()}, Python {m['python']}. Load average when the run started: {load}.",
         "",
-        f"One optimiser step of `{args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config}`"
-        f" (batch {cfg.batch_size}, half the clips at {cfg.max_frames} frames; every loss term the recipe uses), "
-        f"median of {args.steps} steps in each of 3 alternating rounds, seconds:",
+        f"One optimiser step of `{name}` (batch {cfg.batch_size}, {source}: {real:.0%} of the padded frames are real; "
+        f"every loss term the recipe uses), the same {args.steps} batches timed in each of 3 alternating rounds, "
+        "median seconds:",
         "",
-        "| precision | round 1 | round 2 | round 3 | median | vs float32 |",
+        "| setting | round 1 | round 2 | round 3 | median | vs float32 |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
-        "| float32 | " + " | ".join(f"{x:.3f}" for x in times[False]) + f" | **{fp32:.3f}** | 1.00× |",
-        "| bfloat16 autocast (`bf16`) | " + " | ".join(f"{x:.3f}" for x in times[True])
-        + f" | **{bf16:.3f}** | {bf16 / fp32:.2f}× |",
+    ]
+    for label, row in times.items():
+        med = statistics.median(row)
+        lines.append(f"| {label} | " + " | ".join(f"{x:.3f}" for x in row) + f" | **{med:.3f}** | {med / base:.2f}× |")
+    lines += [
         "",
         "bfloat16 runs only the matrix products at lower precision: parameters, optimiser state, the decoder's output "
         "layer and the losses stay float32. Without hardware bfloat16 (no AVX-512 BF16 / AMX) it can be slower than "
-        "float32; measure before turning it on.",
+        "float32; measure before turning it on. Length groups change no arithmetic that matters (the step's gradient "
+        "is the whole batch's, `tests/training/test_train.py`); they skip padding.",
         "",
     ]
     text = "\n".join(lines)
