@@ -126,8 +126,18 @@ def canonicalize_features(features: torch.Tensor) -> torch.Tensor:
 
     For crops that do not start at a clip's first frame: the cached clip was canonicalised once at its own start, so
     a crop taken later begins at whatever heading the body had reached there.
+
+    Computed in feature space, the same as ``smpl_to_features(*canonicalize(*features_to_smpl(features)))``: only
+    the root's orientation and the ground velocities turn (about the up axis), the first velocity becomes 0, and the
+    height and the other joints' rotations are kept as they are (training crops many clips per step).
     """
-    return smpl_to_features(*canonicalize(*features_to_smpl(features)))
+    c = YUP_TO_ZUP.to(features)
+    roots = rotation_6d_to_matrix(features[..., 3:9])  # (..., T, 3, 3) in the Z-up world
+    turn = c @ yaw_matrix(-heading_of(c.T @ roots[..., 0, :, :])) @ c.T  # (..., 3, 3): about Z-up's up axis
+    vel = torch.einsum("...ij,...tj->...ti", turn[..., :2, :2], features[..., 1:3])
+    vel = torch.cat([torch.zeros_like(vel[..., :1, :]), vel[..., 1:, :]], dim=-2)
+    root6d = matrix_to_6d(turn[..., None, :, :] @ roots)
+    return torch.cat([features[..., :1], vel, root6d, features[..., 9:]], dim=-1)
 
 
 def mirror_smpl(local_rotmats: torch.Tensor, root_translation_m: torch.Tensor, mirror_index) -> tuple[torch.Tensor, torch.Tensor]:
