@@ -88,6 +88,35 @@ def step_times(cfg: TrainConfig, steps: int, rounds: int = 3) -> tuple[dict[str,
     return times, source, real
 
 
+def draw_times(cfg: TrainConfig, draws: int = 20) -> dict[str, float] | None:
+    """Median seconds to draw one training batch (``ClipBatcher.sample``: crops, loops, canonicalisation), with the
+    feature-space canonicalisation and with the SMPL round trip it replaces (the baseline), on the same draws."""
+    import temos_blender.train as train
+    from temos_blender.core.features import canonicalize, features_to_smpl, smpl_to_features
+
+    try:
+        clips = train.load_training_clips(cfg.data_fps)["train"]
+    except (OSError, RuntimeError, ValueError):
+        return None
+    ways = {"SMPL round trip (before)": lambda f: smpl_to_features(*canonicalize(*features_to_smpl(f))),
+            "feature space (`canonicalize_features`)": train.canonicalize_features}
+    out = {}
+    for name, way in ways.items():
+        batcher = train.ClipBatcher(clips, cfg, torch.Generator().manual_seed(0))
+        saved, train.canonicalize_features = train.canonicalize_features, way
+        try:
+            batcher.sample(cfg.batch_size)
+            times = []
+            for _ in range(draws):
+                start = time.perf_counter()
+                batcher.sample(cfg.batch_size)
+                times.append(time.perf_counter() - start)
+        finally:
+            train.canonicalize_features = saved
+        out[name] = statistics.median(times)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "budget-base-grouped.json")
@@ -99,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_json(args.config)
     m = machine()
     times, source, real = step_times(cfg, args.steps)
+    draws = draw_times(cfg)
     base = statistics.median(times["float32"])
     load = ", ".join(f"{x:.2f}" for x in m["load"]) if m["load"] else "n/a"
     name = args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config
@@ -127,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         "is the whole batch's, `tests/training/test_train.py`); they skip padding.",
         "",
     ]
+    if draws:
+        before = draws["SMPL round trip (before)"]
+        lines += [
+            f"Drawing one batch of {cfg.batch_size} from the training cache (`ClipBatcher.sample`: crops, looped "
+            "locomotion, canonicalisation of crops that start after a clip's first frame), median of 20 draws, the "
+            "same draws each way:",
+            "",
+            "| canonicalisation | seconds per batch | vs before |",
+            "| --- | ---: | ---: |",
+        ]
+        lines += [f"| {k} | {v:.3f} | {v / before:.2f}× |" for k, v in draws.items()]
+        lines.append("")
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
