@@ -40,9 +40,11 @@ from .core.text_encoder import DEFAULT_TEXT_MODEL, FrozenTextModel, resolve_text
 from .core.weights import save_model
 from .data.build import action_weights
 from .data.processing import (
+    HOLD_CONTENT,
     LOOP_CONTENT,
     WAVE_HANDS,
     gait_phase_starts,
+    hold_extend,
     loop_extend,
     loop_stride,
     loop_wave,
@@ -105,6 +107,11 @@ class TrainConfig:
     :data:`temos_blender.data.processing.LOOP_CONTENT`) is lengthened to a random length up to ``max_frames`` by
     repeating its last stride (:func:`temos_blender.data.processing.loop_extend`). The captured runs last 3.4 s on
     average, so without it a long request of a run falls back to the speed of the long clips — walks. 0 = off."""
+    hold_jump_prob: float = 0.0
+    """Chance that a crop reaching the end of a jump clip (:data:`temos_blender.data.processing.HOLD_CONTENT`) shorter
+    than ``max_frames`` is lengthened to a random length up to ``max_frames`` by holding its last pose
+    (:func:`temos_blender.data.processing.hold_extend`). The captured jumps last 1.8–5 s, and a model that saw a jump
+    only at those lengths decodes a request for 4 s or more to standing still. 0 = off (and draws nothing)."""
     loop_wave_prob: float = 0.0
     """Chance that a crop of a wave clip (:data:`temos_blender.data.processing.WAVE_HANDS`) shorter than
     ``max_frames`` is lengthened by repeating one of its stroke cycles in its middle (1 up to as many as fit in
@@ -536,6 +543,10 @@ class ClipBatcher:
                 length = int(torch.randint(length, self.cfg.max_frames + 1, (1,), generator=self.g))
                 longer = loop_extend(features, *loop, start + length)
                 crops.append(longer[:length] if start == 0 else canonicalize_features(longer[start:]))
+            elif self.cfg.hold_jump_prob > 0 and c.get("content") in HOLD_CONTENT and start + length == n < self.cfg.max_frames \
+                    and float(torch.rand((), generator=self.g)) < self.cfg.hold_jump_prob:  # fmt: skip
+                held = int(torch.randint(length, self.cfg.max_frames + 1, (1,), generator=self.g))
+                crops.append(hold_extend(crop(start, length), held))
             else:
                 crops.append(crop(start, length))
             texts.append(c["texts"][int(torch.randint(len(c["texts"]), (1,), generator=self.g))])

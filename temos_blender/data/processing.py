@@ -217,6 +217,22 @@ def loop_extend(features: torch.Tensor, a: int, b: int, num_frames: int) -> torc
     return splice(features, [(0, b)] + [(a, b)] * repeats)[:num_frames]
 
 
+HOLD_CONTENT = frozenset({"jump", "jump-forward", "jump-balance", "hop-forward"})
+"""Contents of one movement that ends standing: their texts ("a person jumps") stay true when the performer then
+stands still, so a clip may be lengthened by holding its last pose (:func:`hold_extend`)."""
+
+
+def hold_extend(features: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Features (T, 135) → (num_frames, 135): the clip, then its last pose held — the same height and rotations, no
+    ground velocity — for the frames after it. Frames of the clip are its own."""
+    extra = num_frames - features.shape[0]
+    if extra <= 0:
+        return features[:num_frames]
+    last = features[-1:].clone()
+    last[:, 1:3] = 0.0
+    return torch.cat([features, last.expand(extra, -1)])
+
+
 WAVE_HANDS = {"wave-right-hand": "right", "wave-left-hand": "left", "wave-both-hands": "right"}
 """Actions whose clips stroke a hand side to side, and the hand whose strokes time them (:func:`wave_strokes`)."""
 WAVE_PERIOD_S = (0.2, 1.2)
