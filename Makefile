@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train train-budget train-more select eval bench demo
+.PHONY: venv test lint build data train train-long train-more select eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -52,16 +52,35 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model in its five stages (resumable: run again to continue) — configs/bundled.json for
-## 13,000 steps; configs/finetune-energy.json from its last snapshot, exporting the snapshot that checkpoint selection
-## chooses (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py; over
+## train: train the bundled model (resumable: run again to continue), 136 minutes on 2 CPU cores in five stages, all
+## in bfloat16 with length groups: configs/budget-base-grouped.json cut at step 8,500 of its 10,000-step schedule;
+## configs/finetune-energy.json for 750 steps; at the rare-action balance, with jumps held after landing,
+## configs/finetune-rare-root-hold.json (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4;
+## configs/finetune-wave-fill-torso.json, whose step 250 is exported over the bundled weights (model card, Training)
+TRAIN := $(PY) -m temos_blender.train --resume
+FAST := --bf16 --length-groups 2
+train: data
+	$(TRAIN) --config configs/budget-base-grouped.json --out runs/train/stage1 --stop-at 8500
+	$(TRAIN) --config configs/finetune-energy.json $(FAST) --out runs/train/stage2 --stop-at 750 \
+		--init-from runs/train/stage1/snapshots/step008500
+	$(TRAIN) --config configs/finetune-rare-root-hold.json --lr 2e-4 $(FAST) --out runs/train/stage3 --stop-at 1000 \
+		--init-from runs/train/stage2/snapshots/step000750
+	$(TRAIN) --config configs/finetune-rare-balanced-hold.json --lr 2e-4 $(FAST) --out runs/train/stage4 --stop-at 750 \
+		--init-from runs/train/stage3/snapshots/step001000
+	$(TRAIN) --config configs/finetune-wave-fill-torso.json $(FAST) --out runs/train/stage5 --stop-at 750 \
+		--init-from runs/train/stage4/snapshots/step000750
+	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export vendor_models/temos-cmu-kitml
+
+## train-long: the weights bundled until 2026-11-27, in 378 minutes (resumable: run again to continue):
+## configs/bundled.json for 13,000 steps; configs/finetune-energy.json from its last snapshot, exporting the snapshot
+## that checkpoint selection chooses (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py; over
 ## stage 2 alone, because its energy term trades the frame-by-frame reconstruction the rule bands on); then, at a low
 ## learning rate, configs/finetune-rare-root.json from that export (its last snapshot is exported) and
 ## configs/finetune-rare-balanced.json from that (its step 750 is exported: the model card's rule for rare actions),
 ## then configs/finetune-wave-fill-torso.json from that (its step 750 is exported: the card's rule for long waves)
-train: data
+train-long: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
-	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train again to continue"; exit 1; }
+	@test -d runs/bundled/snapshots/step013000 || { echo "runs/bundled has not reached step 13,000 yet: run make train-long again to continue"; exit 1; }
 	$(PY) -m temos_blender.train --config configs/finetune-energy.json --out runs/bundled-energy --resume \
 		--init-from runs/bundled/snapshots/step013000
 	$(PY) -m temos_blender.evaluate.select runs/bundled-energy --export vendor_models/temos-cmu-kitml
@@ -74,24 +93,6 @@ train: data
 		--init-from vendor_models/temos-cmu-kitml
 	$(PY) -m temos_blender.evaluate.select runs/bundled-waves --step 750 --export vendor_models/temos-cmu-kitml
 
-## train-budget: the five stages in the ~150 minutes the model was sized for (137.5 minutes on 2 CPU cores; length
-## groups and bfloat16): better retrieval than the bundled weights, a little less realism, no jumps at 4 s (model card,
-## "The five stages with length groups"); resumable; exports stage 5's step 250 to runs/budget/model, the bundled
-## weights stay as they are
-TRAIN := $(PY) -m temos_blender.train --resume
-FAST := --bf16 --length-groups 2
-train-budget: data
-	$(TRAIN) --config configs/budget-base-grouped.json --out runs/budget/stage1 --stop-at 8500
-	$(TRAIN) --config configs/finetune-energy.json $(FAST) --out runs/budget/stage2 --stop-at 750 \
-		--init-from runs/budget/stage1/snapshots/step008500
-	$(TRAIN) --config configs/finetune-rare-root.json --lr 2e-4 $(FAST) --out runs/budget/stage3 --stop-at 1000 \
-		--init-from runs/budget/stage2/snapshots/step000750
-	$(TRAIN) --config configs/finetune-rare-balanced.json --lr 2e-4 $(FAST) --out runs/budget/stage4 --stop-at 750 \
-		--init-from runs/budget/stage3/snapshots/step001000
-	$(TRAIN) --config configs/finetune-wave-fill-torso.json $(FAST) --out runs/budget/stage5 --stop-at 750 \
-		--init-from runs/budget/stage4/snapshots/step000750
-	$(PY) -m temos_blender.evaluate.select runs/budget/stage5 --step 250 --export runs/budget/model
-
 ## train-more: another round of training that starts from the bundled weights: stage 3's recipe (low learning rate, a
 ## fresh optimizer; stage 2's peak rate costs 1-3 points of validation R@3 when restarted, see the model card), then
 ## selects over the new run's snapshots and exports the choice over the bundled weights
@@ -101,7 +102,7 @@ train-more: data
 	$(PY) -m temos_blender.evaluate.select runs/more --export vendor_models/temos-cmu-kitml
 
 ## select: score RUN's snapshots on the validation split and print which one `make train` would export
-RUN ?= runs/bundled
+RUN ?= runs/train/stage5
 select: data
 	$(PY) -m temos_blender.evaluate.select $(RUN)
 
