@@ -13,14 +13,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def recipe(target: str) -> list[list[str]]:
-    """The commands of a Makefile target, continuation lines joined, make variables expanded from simple `:=` lines."""
+    """The commands of a Makefile target, continuation lines joined, make variables expanded from their `:=`/`?=` lines."""
     text = (ROOT / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
-    variables = dict(re.findall(r"^([A-Z]+) :?= (.*)$", text, flags=re.M))
+    variables = dict(re.findall(r"^([A-Z_]+) [:?]?= (.*)$", text, flags=re.M))
     body = re.search(rf"^{re.escape(target)}:.*\n((?:\t.*\n)+)", text, flags=re.M).group(1)
     out = []
     for line in body.splitlines():
         for _ in range(3):
-            line = re.sub(r"\$\(([A-Z]+)\)", lambda m: variables.get(m.group(1), m.group(0)), line)
+            line = re.sub(r"\$\(([A-Z_]+)\)", lambda m: variables.get(m.group(1), m.group(0)), line)
         out.append(shlex.split(line.strip()))
     return out
 
