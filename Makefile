@@ -56,7 +56,8 @@ data: venv
 ## in bfloat16 with length groups: configs/budget-base-grouped.json cut at step 8,500 of its 10,000-step schedule;
 ## configs/finetune-energy.json for 750 steps; at the rare-action balance, with jumps held after landing,
 ## configs/finetune-rare-root-hold.json (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4;
-## configs/finetune-wave-fill-torso.json, whose step 250 is exported over the bundled weights (model card, Training);
+## configs/finetune-wave-fill-torso-root60.json (the long-wave stage with the root's height and velocity weighted 60),
+## whose step 250 is exported over the bundled weights (model card, Training);
 ## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them)
 TRAIN := $(PY) -m temos_blender.train --resume
 TRAIN_EXPORT ?= vendor_models/temos-cmu-kitml
@@ -69,7 +70,7 @@ train: data
 		--init-from runs/train/stage2/snapshots/step000750
 	$(TRAIN) --config configs/finetune-rare-balanced-hold.json --lr 2e-4 $(FAST) --out runs/train/stage4 --stop-at 750 \
 		--init-from runs/train/stage3/snapshots/step001000
-	$(TRAIN) --config configs/finetune-wave-fill-torso.json $(FAST) --out runs/train/stage5 --stop-at 750 \
+	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage5 --stop-at 750 \
 		--init-from runs/train/stage4/snapshots/step000750
 	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export $(TRAIN_EXPORT)
 
