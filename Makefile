@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train train-long train-more select eval bench demo
+.PHONY: venv test lint build data train train-long train-more select compare eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -58,8 +58,10 @@ data: venv
 ## configs/finetune-rare-root-hold.json (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4;
 ## configs/finetune-wave-fill-torso-root60.json (the long-wave stage with the root's height and velocity weighted 60),
 ## whose step 250 is exported over the bundled weights (model card, Training);
-## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them)
-TRAIN := $(PY) -m temos_blender.train --resume
+## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them:
+## make compare MODEL=folder). Every stage stops at its step, never on the clock (--time-budget-min 0): a slower
+## machine takes longer, it does not cut a stage short of the snapshot the next one starts from
+TRAIN := $(PY) -m temos_blender.train --resume --time-budget-min 0
 TRAIN_EXPORT ?= vendor_models/temos-cmu-kitml
 FAST := --bf16 --length-groups 2
 train: data
@@ -103,6 +105,14 @@ train-more: data
 	$(PY) -m temos_blender.train --config configs/finetune-rare-root.json --out runs/more --resume \
 		--init-from vendor_models/temos-cmu-kitml
 	$(PY) -m temos_blender.evaluate.select runs/more --export vendor_models/temos-cmu-kitml
+
+## compare: MODEL (a model folder, e.g. a `make train TRAIN_EXPORT=folder` reproduction) against the bundled weights
+## (or AGAINST=folder) on the test split, the behaviour prompts, the qualitative set, jumps and waves → out/compare.md
+MODEL ?=
+AGAINST ?=
+compare: data
+	@test -n "$(MODEL)" || { echo "usage: make compare MODEL=folder [AGAINST=folder]"; exit 2; }
+	$(PY) -m temos_blender.evaluate.compare $(MODEL) $(if $(AGAINST),--against $(AGAINST)) --out out/compare.md
 
 ## select: score RUN's snapshots on the validation split and print which one `make train` would export
 RUN ?= runs/train/stage5

@@ -155,6 +155,27 @@ def machine_description() -> dict:
             "torch": torch.__version__}  # fmt: skip
 
 
+def fact1_seeds(n: int, draw: int, seed: int) -> list[int]:
+    """Per-prompt seeds of fact-1 draw ``draw`` (0, 1, …) of ``n`` prompts: draw 0 is the report's fact-1 row."""
+    return [seed + 100_000 * draw + k for k in range(n)]
+
+
+def multimodality_of(
+    gen, evaluator: RetrievalEvaluator, mu: torch.Tensor, logvar: torch.Tensor, lengths: list[int], seed: int,
+    prompts: int = 100, samples: int = 10,
+) -> tuple[float, int]:
+    """MultiModality: ``samples`` fact-1 takes of each of ``prompts`` prompts drawn from the rows of ``mu``/``logvar``,
+    their spread in the evaluator's space. Returns (MultiModality, prompts used)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(lengths), min(prompts, len(lengths)), replace=False)
+    rep = torch.from_numpy(np.repeat(idx, samples))
+    joints = sample_joints(
+        gen, mu[rep], logvar[rep], [lengths[i] for i in rep.tolist()], 1.0, seeds=[1000 + s for s in range(samples)] * len(idx)
+    )
+    emb = evaluator.embed_motions(joints, gen.cfg.fps).reshape(len(idx), samples, -1)
+    return multimodality(emb), len(idx)
+
+
 def _method_metrics(
     name: str,
     joints: list[np.ndarray],
@@ -239,7 +260,7 @@ def evaluate(
     lengths = [it.frames for it in items]
     motions = {
         "ground_truth": gt,
-        "temos_fact1": sample_joints(gen, mu, logvar, lengths, 1.0, seeds=[seed + k for k in range(len(items))]),
+        "temos_fact1": sample_joints(gen, mu, logvar, lengths, 1.0, seeds=fact1_seeds(len(items), 0, seed)),
         "temos_fact0": sample_joints(gen, mu, logvar, lengths, 0.0, seeds=[0] * len(items)),
     }
     t = tick("TEMOS samples", t)
@@ -263,7 +284,7 @@ def evaluate(
     draws = [results["temos_fact1"]["R@3"]]
     hits1 = [r_precision_hits(embeddings["temos_fact1"], text_emb, repeats=repeats, seed=seed)]
     for d in range(1, fact1_draws):
-        joints_d = sample_joints(gen, mu, logvar, lengths, 1.0, seeds=[seed + 100_000 * d + k for k in range(len(items))])
+        joints_d = sample_joints(gen, mu, logvar, lengths, 1.0, seeds=fact1_seeds(len(items), d, seed))
         emb_d = evaluator.embed_motions(joints_d, fps)
         draws.append(float(r_precision(emb_d, text_emb, repeats=repeats, seed=seed)[2]))
         hits1.append(r_precision_hits(emb_d, text_emb, repeats=repeats, seed=seed))
@@ -280,15 +301,9 @@ def evaluate(
     gt_train_style = r_precision(gt_emb, evaluator.embed_texts(embedder(train_style)), repeats=repeats, seed=seed)
 
     # MultiModality: several fact-1 samples of the same prompt.
-    rng = np.random.default_rng(seed)
-    mm_idx = rng.choice(len(items), min(mm_prompts, len(items)), replace=False)
-    mm_seeds = [1000 + s for s in range(mm_samples)]
-    rep = torch.from_numpy(np.repeat(mm_idx, mm_samples))
-    mm_joints = sample_joints(
-        gen, mu[rep], logvar[rep], [lengths[i] for i in rep.tolist()], 1.0, seeds=mm_seeds * len(mm_idx)
+    results["temos_fact1"]["MultiModality"], mm_used = multimodality_of(
+        gen, evaluator, mu, logvar, lengths, seed, prompts=mm_prompts, samples=mm_samples
     )
-    mm_emb = evaluator.embed_motions(mm_joints, fps).reshape(len(mm_idx), mm_samples, -1)
-    results["temos_fact1"]["MultiModality"] = multimodality(mm_emb)
     results["temos_fact0"]["MultiModality"] = 0.0  # one motion per prompt by construction
     t = tick("MultiModality", t)
 
@@ -324,7 +339,7 @@ def evaluate(
             "r_precision_batch": 32,
             "r_precision_repeats": repeats,
             "other_label_repeats": max(repeats // 4, 1),
-            "mm_prompts": len(mm_idx),
+            "mm_prompts": mm_used,
             "mm_samples_per_prompt": mm_samples,
             "fact1_draws": fact1_draws,
             "diversity_pairs": 300,

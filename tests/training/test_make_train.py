@@ -44,6 +44,10 @@ def test_every_stage_of_make_train_starts_from_a_snapshot_the_stage_before_leave
             out, prev_stop = previous
             assert option(cmd, "--init-from") == f"{out}/snapshots/step{prev_stop:06d}", cmd
         assert "--resume" in cmd, "a stopped stage continues where it stopped"
+        assert option(cmd, "--time-budget-min") == "0", (
+            f"{cmd}: a clock would cut the stage short of --stop-at on a slower machine (config budget "
+            f"{cfg.time_budget_min} min) and the next stage would find no snapshot to start from"
+        )
         previous = option(cmd, "--out"), stop
     export = commands[-1]
     assert "temos_blender.evaluate.select" in export and export[export.index("temos_blender.evaluate.select") + 1] == previous[0]
