@@ -40,7 +40,8 @@ def measure(joints: np.ndarray, fps: float) -> dict[str, float]:
     frame; ``wrists_over_head_m``: highest height of the *lower* wrist over the head;
     ``pelvis_rise_m`` / ``pelvis_drop_m``: how far the pelvis goes above / below its first-frame height;
     ``head_drop_m``: how far the head goes below its first-frame height; ``right_ankle_lift_m`` / ``left_…``:
-    highest ankle height above the clip's floor; ``airborne_s``: longest time both feet are over 10 cm up;
+    highest ankle height above the clip's floor; ``airborne_s``: longest time both feet are over 10 cm up (the lower
+    toe 10 cm over its median height in the take);
     ``right_wrist_speed_mps`` / ``left_…``: mean speed of the wrist relative to the pelvis, in the body's own frame;
     ``right_wrist_speed_raised_mps`` / ``left_…``: the same over the frames where that wrist is above its shoulder
     (0 when it never is) — the strokes of a wave, without the raise and the lowering.
@@ -61,7 +62,10 @@ def measure(joints: np.ndarray, fps: float) -> dict[str, float]:
         both = up[1:] & up[:-1]
         return float(step_speed[both, J[f"{side}_wrist"] - 1].mean()) if both.any() else 0.0
 
-    feet_up = (y[:, TOE_JOINTS] - floor).min(-1) > 0.10
+    # Both feet up: the lower toe more than 10 cm above its own usual height. Not above the take's lowest foot point:
+    # a generated take whose feet sink in a crouch puts that 10 cm under the standing toes, and standing read as flight.
+    lower_toe = (y[:, TOE_JOINTS] - floor).min(-1)
+    feet_up = lower_toe - np.median(lower_toe) > 0.10
     longest, run = 0, 0
     for up in feet_up:
         run = run + 1 if up else 0

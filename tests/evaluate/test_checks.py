@@ -31,6 +31,41 @@ def test_sliding_without_steps_is_not_a_walk(moving_rest_pose):
     assert not checks.walks_forward(m)
 
 
+def _ballistic_jump(moving_rest_pose, apex_m: float, hang_s: float = 0.0) -> np.ndarray:
+    """Stand 1 s, fly up ``apex_m`` and back in free fall (holding ``hang_s`` at the top), stand 1 s."""
+    flight = 2 * np.sqrt(2 * apex_m / 9.81)
+    t = np.arange(int(round((2 + flight + hang_s) * FPS))) / FPS - 1.0
+    up = np.clip(t, 0, None)
+    rising = np.minimum(up, flight / 2)
+    falling = np.clip(up - flight / 2 - hang_s, 0, flight / 2)
+    height = 9.81 * flight / 2 * rising - 9.81 / 2 * rising**2 - 9.81 / 2 * falling**2
+    joints = moving_rest_pose(len(t))
+    joints[..., 1] += np.where(t > 0, np.maximum(height, 0.0), 0.0)[:, None]
+    return joints
+
+
+def test_a_jump_is_measured_from_where_the_feet_stand_and_a_real_one_flies_as_long_as_its_height_allows(
+    moving_rest_pose,
+):
+    from temos_blender.evaluate.compare import float_ratio
+
+    jump = _ballistic_jump(moving_rest_pose, 0.45)
+    m = checks.measure(jump, FPS)
+    assert checks.jumps(m) and m["pelvis_rise_m"] == pytest.approx(0.45, abs=0.01)
+    assert 0.75 <= float_ratio(m["airborne_s"], m["pelvis_rise_m"]) <= 1.0  # 10 cm of the flight is below the mark
+    hang = checks.measure(_ballistic_jump(moving_rest_pose, 0.2, hang_s=0.5), FPS)
+    assert float_ratio(hang["airborne_s"], hang["pelvis_rise_m"]) > 1.5, "feet up far longer than the height allows"
+    # Feet that sink 11 cm in a crouch put the take's lowest foot point 11 cm under the standing toes: standing is
+    # not flight, only the jump is.
+    crouch = jump.copy()
+    crouch[5:10, :, 1] -= 0.11
+    m_crouch = checks.measure(crouch, FPS)
+    assert m_crouch["airborne_s"] == pytest.approx(m["airborne_s"], abs=1 / FPS)
+    stand = moving_rest_pose(50)
+    stand[20:25, :, 1] -= 0.11
+    assert checks.measure(stand, FPS)["airborne_s"] == 0.0
+
+
 def test_alternating_feet_are_counted(moving_rest_pose):
     walk = moving_rest_pose(50, velocity_mps=(0.0, 0.0, 1.0))
     swing = 0.25 * np.sin(2 * np.pi * 1.0 * np.arange(50) / FPS)  # one stride a second: 2 swaps
