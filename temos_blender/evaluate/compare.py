@@ -29,7 +29,7 @@ from .clips import MotionClips, load_motion_clips
 from .evaluator import RetrievalEvaluator, SentenceEmbedder, load_or_train
 from .metrics import ape_ave, frechet_distance, paired_difference_ci, r_precision, r_precision_hits
 from .run import fact1_seeds, frame_range, model_identity, multimodality_of, test_items
-from .sampling import sample_joints, text_latents
+from .sampling import prompt_latents, sample_joints
 
 JUMP_PROMPTS = ("a person jumps", "someone jumps up and down", "a man jumps in place", "someone leaps into the air")
 """Jumps an animator asks for, none phrased like a training description; judged together."""
@@ -44,12 +44,7 @@ def retrieval(
     draws: int, seed: int, repeats: int,
 ) -> tuple[dict, np.ndarray]:
     """A model's test-split numbers, and its per-prompt fact-1 R@3 hits averaged over ``draws`` (for pairing)."""
-    prompts = [it.text for it in items]
-    unique = sorted(set(prompts))
-    mu_u, logvar_u = text_latents(gen, unique)
-    row = {p: k for k, p in enumerate(unique)}
-    sel = torch.tensor([row[p] for p in prompts])
-    mu, logvar = mu_u[sel], logvar_u[sel]
+    mu, logvar = prompt_latents(gen, [it.text for it in items])
     lengths = [it.frames for it in items]
     fps = gen.cfg.fps
     r3, hits = [], []

@@ -41,7 +41,7 @@ from .metrics import (
     r_precision_hits,
     ranks_against_other_labels,
 )
-from .sampling import sample_joints, text_latents
+from .sampling import prompt_latents, sample_joints
 
 METHODS = ("ground_truth", "temos_fact1", "temos_fact0", "nearest_neighbour", "random")
 METHOD_NAMES = {
@@ -252,11 +252,7 @@ def evaluate(
     text_emb = evaluator.embed_texts(prompt_sentence)
     t = tick("test prompts", t)
 
-    unique = sorted(set(prompts))
-    mu_u, logvar_u = text_latents(gen, unique)
-    row = {p: k for k, p in enumerate(unique)}
-    sel = torch.tensor([row[p] for p in prompts])
-    mu, logvar = mu_u[sel], logvar_u[sel]
+    mu, logvar = prompt_latents(gen, prompts)
     lengths = [it.frames for it in items]
     motions = {
         "ground_truth": gt,
@@ -327,7 +323,7 @@ def evaluate(
             "fps": fps,
             "test_clips": len({it.clip for it in items}),
             "test_prompts": len(items),
-            "distinct_test_prompts": len(unique),
+            "distinct_test_prompts": len(set(prompts)),
             "max_duration_s": max_frames / fps,
             "labels": len(set(labels)),
             "test_clips_cropped": len({it.clip for it in items if len(clips.joints[it.clip]) > it.frames}),

@@ -29,6 +29,15 @@ def text_latents(gen: TemosGenerator, texts: list[str], batch_size: int = 64) ->
     return torch.cat(mus), torch.cat(logvars)
 
 
+def prompt_latents(gen: TemosGenerator, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`text_latents` of a list of prompts with repeats, each distinct prompt encoded once."""
+    unique = sorted(set(prompts))
+    mu, logvar = text_latents(gen, unique)
+    row = {p: k for k, p in enumerate(unique)}
+    sel = torch.tensor([row[p] for p in prompts])
+    return mu[sel], logvar[sel]
+
+
 def seeded_noise(seeds: list[int], dim: int) -> torch.Tensor:
     """(N, dim) ε, row i from a CPU generator seeded with ``seeds[i]`` (the generator's per-take draw)."""
     return torch.stack([torch.randn(dim, generator=torch.Generator().manual_seed(int(s))) for s in seeds])

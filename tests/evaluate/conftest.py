@@ -39,3 +39,48 @@ def test_clips():
     if not path.is_file():
         pytest.skip(f"the data cache {path.name} is not built (run `python -m temos_blender.data`)")
     return load_motion_clips(FPS, splits=("test",), path=path)
+
+
+class StandInEvaluator:
+    """A stand-in for the retrieval evaluator: a motion's embedding is its mean pelvis velocity and height spread,
+    a text's is the start of its sentence embedding — enough to exercise scoring code, not to judge motions."""
+
+    class cfg:
+        max_frames = 40
+
+    def embed_motions(self, joints, fps):
+        out = [np.r_[np.diff(j[:, 0], axis=0).mean(0) * fps, j[:, :, 1].std(), j[:, 20:22].std()] for j in joints]
+        return np.asarray(out, dtype=np.float64)
+
+    def embed_texts(self, sentence_embeddings):
+        return np.asarray(sentence_embeddings)[:, :5]
+
+
+@pytest.fixture(scope="session")
+def stand_in_evaluator():
+    """:class:`StandInEvaluator`, for the test modules."""
+    return StandInEvaluator()
+
+
+@pytest.fixture(scope="session")
+def synthetic_clips():
+    """``make(splits, contents, fps, path)`` → (clips, embedder): clip i of the given split and content slides at
+    0.1·i m/s with three evaluation phrasings, and the embedder gives each phrasing a fixed random vector."""
+    from temos_blender.evaluate.clips import MotionClips
+
+    def make(splits, contents, fps, path):
+        records, joints = [], []
+        for i, (split, content) in enumerate(zip(splits, contents)):
+            records.append({"id": f"c{i}", "split": split, "mirrored": False, "content": content, "style": "",
+                            "texts": [f"act {i}"],
+                            "eval_texts": [f"a person does act {i}", f"act {i} is done", f"someone performs act {i}"]})  # fmt: skip
+            joints.append(moving_rest_pose(30, velocity_mps=(0.1 * i, 0.0, 0.0)).astype(np.float32))
+        rng = np.random.default_rng(0)
+        table = {t: rng.normal(size=8) for r in records for t in r["eval_texts"]}
+
+        def embedder(texts):
+            return np.stack([table[t] for t in texts])
+
+        return MotionClips(records, joints, fps=fps, data_version=0, path=path), embedder
+
+    return make

