@@ -170,6 +170,11 @@ class TrainConfig:
     for each of the 132 rotation features; 1 = the paper. They are 3 of 135 numbers but carry the whole trajectory,
     and with weight 1 a jump costs little to miss: the autoencoder decodes a captured jump's 0.2 m rise (5 standard
     deviations of the root height) as a crouch back to standing height, feet never off the floor."""
+    root_weight_content: dict[str, float] | None = None
+    """Root weights for the clips of the named contents (e.g. ``{"jump": 60}``; content labels as in
+    :mod:`temos_blender.data.processing`), in place of ``root_weight`` for those clips alone. None = every clip gets
+    ``root_weight``. The trajectory matters most where it is the action (a jump's rise), and a heavier root in every
+    clip also changes how walks, runs and turns are learnt."""
     joint_weights: dict[str, float] | None = None
     """Weights of named SMPL joints' six rotation features in the pose and velocity terms (e.g. ``{"spine1": 3}``),
     against 1 for the joints not named; None = all 1, the paper. The joint-space counterpart of ``root_weight``."""
@@ -260,29 +265,39 @@ def kl_normal(mu_p, logvar_p, mu_q, logvar_q) -> torch.Tensor:
 def masked_smooth_l1(
     pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, feature_weights: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """SmoothL1 averaged over valid frames and features (weighted by ``feature_weights`` (F,) when given; their
-    mean is the scale, so weights of 1 are the plain mean)."""
+    """SmoothL1 averaged over valid frames and features (weighted by ``feature_weights`` (F,) or per clip
+    (B, 1, F) when given; their mean is the scale, so weights of 1 are the plain mean)."""
     loss = F.smooth_l1_loss(pred, target, reduction="none")
     loss = loss.mean(-1) if feature_weights is None else (loss * feature_weights).sum(-1) / loss.shape[-1]
     return (loss * mask).sum() / mask.sum()
 
 
-def feature_weights(cfg: TrainConfig, nfeats: int, device=None) -> torch.Tensor | None:
+def feature_weights(
+    cfg: TrainConfig, nfeats: int, device=None, contents: list[str | None] | None = None
+) -> torch.Tensor | None:
     """Per-feature weights of the reconstruction terms: ``root_weight`` on the root's height and horizontal
     velocity (features 0–2, see :mod:`temos_blender.core.features`), ``joint_weights`` on the named joints' six
-    rotation features, 1 elsewhere; None when all are 1."""
+    rotation features, 1 elsewhere; None when all are 1. (F,), or (B, 1, F) per clip when
+    ``cfg.root_weight_content`` is set (``contents``: each clip's content label, required then)."""
     joints = cfg.joint_weights or {}
     unknown = sorted(set(joints) - set(JOINT_INDEX))
     if unknown:
         raise ValueError(f"joint_weights: no SMPL joint named {', '.join(unknown)} (joints: {', '.join(JOINT_INDEX)})")
-    if cfg.root_weight == 1.0 and all(v == 1.0 for v in joints.values()):
+    by_content = cfg.root_weight_content
+    if cfg.root_weight == 1.0 and all(v == 1.0 for v in joints.values()) and not by_content:
         return None
     w = torch.ones(nfeats, device=device)
     w[:3] = cfg.root_weight
     for name, weight in joints.items():
         i = 3 + 6 * JOINT_INDEX[name]
         w[i : i + 6] = weight
-    return w
+    if not by_content:
+        return w
+    if contents is None:
+        raise ValueError("root_weight_content needs each clip's content label")
+    per_clip = w.repeat(len(contents), 1, 1)
+    per_clip[:, :, :3] = torch.tensor([by_content.get(c, cfg.root_weight) for c in contents], device=device)[:, None, None]
+    return per_clip
 
 
 class TrainingPass(torch.nn.Module):
@@ -375,20 +390,21 @@ def loss_shares(mask: torch.Tensor, part: torch.Tensor, cfg: TrainConfig) -> dic
 
 def temos_losses(
     training_pass, text_feats, text_mask, motion, mask, cfg: TrainConfig, motion_noise: float = 1.0,
-    shares: dict[str, float] | None = None,
+    shares: dict[str, float] | None = None, contents: list[str | None] | None = None,
 ) -> dict[str, torch.Tensor]:
     """All of TEMOS' training terms for one batch; ``motion`` is normalised (B, T, nfeats).
 
     ``training_pass`` is a :class:`TrainingPass` (or its DDP wrapper). ``motion_noise`` scales the sampling noise
     of the motion latent (1 = the paper; see ``TrainConfig.motion_noise_ramp``). ``shares`` (from
     :func:`loss_shares`) weight each term in ``total`` when this batch is one length group of a larger one; the
-    terms themselves are this group's means.
+    terms themselves are this group's means. ``contents``: each clip's content label (for
+    ``cfg.root_weight_content``).
     """
     w = {"frames": 1.0, "pairs": 1.0, "windows": 1.0, "clips": 1.0, **(shares or {})}
     o = training_pass(text_feats, text_mask, motion, mask, motion_noise, cfg.text_samples)
     if cfg.text_samples > 1:
         o = dict(o, **best_text_sample(o["from_text"], o["z_t"], motion, mask, cfg.velocity_weight))
-    fw = feature_weights(cfg, motion.shape[-1], motion.device)
+    fw = feature_weights(cfg, motion.shape[-1], motion.device, contents)
     rec_t = masked_smooth_l1(o["from_text"], motion, mask, fw)
     rec_m = masked_smooth_l1(o["from_motion"], motion, mask, fw)
     mu_t, logvar_t, mu_m, logvar_m = o["mu_t"], o["logvar_t"], o["mu_m"], o["logvar_m"]
@@ -415,12 +431,15 @@ def temos_losses(
     return out
 
 
-def grouped_step(net, text_feats, text_mask, motion, mask, cfg: TrainConfig, motion_noise: float, distributed: bool = False):
+def grouped_step(
+    net, text_feats, text_mask, motion, mask, cfg: TrainConfig, motion_noise: float, distributed: bool = False,
+    contents: list[str | None] | None = None,
+):
     """Forward and backward of one batch in ``cfg.length_groups`` length groups (gradients accumulate in the
     parameters; DDP syncs them once, on the last group). Returns the terms averaged as over the whole batch."""
     parts = length_groups(mask.sum(1), cfg.length_groups)
     if len(parts) == 1:
-        losses = temos_losses(net, text_feats, text_mask, motion, mask, cfg, motion_noise)
+        losses = temos_losses(net, text_feats, text_mask, motion, mask, cfg, motion_noise, contents=contents)
         losses["total"].backward()
         return {k: v.detach() for k, v in losses.items()}
     lengths = mask.sum(1)
@@ -430,8 +449,9 @@ def grouped_step(net, text_feats, text_mask, motion, mask, cfg: TrainConfig, mot
         shares = loss_shares(mask, part, cfg)
         last = k == len(parts) - 1
         with contextlib.nullcontext() if last or not distributed else net.no_sync():
+            part_contents = None if contents is None else [contents[i] for i in part.tolist()]
             losses = temos_losses(net, text_feats[part], text_mask[part], motion[part, :t], mask[part, :t], cfg,
-                                  motion_noise, shares)  # fmt: skip
+                                  motion_noise, shares, part_contents)  # fmt: skip
             losses["total"].backward()
         weight = {"rec_text": "frames", "rec_motion": "frames", "velocity": "pairs", "energy": "windows"}
         for name, value in losses.items():
@@ -521,7 +541,8 @@ class ClipBatcher:
         f = loop_wave(c["features"], a, b, repeats)
         return f, (lambda s, n: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))
 
-    def sample(self, batch_size: int) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    def sample(self, batch_size: int) -> tuple[list[str], torch.Tensor, torch.Tensor, list[str | None]]:
+        """``batch_size`` crops: their texts, features (B, T, F) padded with zeros, mask (B, T) and content labels."""
         idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=self.g).tolist()
         texts, crops = [], []
         for i in idx:
@@ -554,7 +575,7 @@ class ClipBatcher:
         out = torch.zeros(len(crops), int(lengths.max()), crops[0].shape[1])
         for i, x in enumerate(crops):
             out[i, : x.shape[0]] = x
-        return texts, out, lengths_to_mask(lengths)
+        return texts, out, lengths_to_mask(lengths), [self.clips[i].get("content") for i in idx]
 
 
 def waves_on_common_timing(clips: list[dict], fps: float) -> list[dict]:
@@ -851,13 +872,14 @@ def main(argv: list[str] | None = None) -> int:
         step = state["step"]
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        batch_texts, motion, mask = batcher.sample(cfg.batch_size)
+        batch_texts, motion, mask, contents = batcher.sample(cfg.batch_size)
         tf, tm = texts.batch(batch_texts)
         motion = model.normalize(motion.to(device)) * mask.to(device)[..., None]
         a, b = cfg.motion_noise_ramp
         noise = 1.0 if step >= b else 0.0 if step <= a else (step - a) / (b - a)
         opt.zero_grad(set_to_none=True)
-        losses = grouped_step(net, tf.to(device), tm.to(device), motion, mask.to(device), cfg, noise, distributed)
+        losses = grouped_step(net, tf.to(device), tm.to(device), motion, mask.to(device), cfg, noise, distributed,
+                              contents)  # fmt: skip
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         state["step"] = step + 1

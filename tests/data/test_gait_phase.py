@@ -78,7 +78,7 @@ def test_training_crops_of_walks_start_in_phase_and_other_clips_from_their_first
     still = clip(walk(3.0, 0.0, swing_rad=0.0) + torch.linspace(0, 1, round(3 * FPS))[:, None])
     cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, align_gait_phase=True)
     batcher = ClipBatcher(walks + [long_walk, still], cfg, torch.Generator().manual_seed(0))
-    _, x, mask = batcher.sample(64)
+    _, x, mask, _ = batcher.sample(64)
     firsts = [lead_of(x[i, : int(mask[i].sum())])[:2] for i in range(len(x)) if not torch.equal(x[i, 0], still["features"][0])]
     assert len(firsts) > 40
     assert all(a > 0.12 and b >= a - 1e-6 for a, b in firsts), "every walk crop starts with the left foot swinging ahead"
@@ -86,7 +86,7 @@ def test_training_crops_of_walks_start_in_phase_and_other_clips_from_their_first
 
     unaligned = ClipBatcher(walks, TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS),
                             torch.Generator().manual_seed(0))  # fmt: skip
-    _, x, mask = unaligned.sample(64)
+    _, x, mask, _ = unaligned.sample(64)
     signs = {bool(lead_of(x[i, : int(mask[i].sum())])[0] > 0) for i in range(len(x))}
     assert signs == {True, False}, "without alignment a walk starts with either foot ahead"
 

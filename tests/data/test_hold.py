@@ -36,12 +36,12 @@ def test_only_crops_that_reach_the_end_of_a_jump_clip_are_held_and_only_with_the
     jump, walk = clip(38, "jump"), clip(38, "walk")
     assert "jump" in HOLD_CONTENT and not HOLD_CONTENT & LOOP_CONTENT
 
-    def sampled(prob: float) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+    def sampled(prob: float) -> tuple[list[str], torch.Tensor, torch.Tensor, list]:
         cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=12.5, hold_jump_prob=prob,
                           crop_from_start=True, full_clip_prob=0.5)  # fmt: skip
         return ClipBatcher([jump, walk], cfg, torch.Generator().manual_seed(0)).sample(200)
 
-    texts, motion, mask = sampled(1.0)
+    texts, motion, mask, _ = sampled(1.0)
     lengths = mask.sum(1)
     is_jump = torch.tensor([t == "jump" for t in texts])
     assert lengths[is_jump].max() > 90 and lengths[is_jump].float().mean() > 38, "jumps are held up to the longest crop"
@@ -50,8 +50,8 @@ def test_only_crops_that_reach_the_end_of_a_jump_clip_are_held_and_only_with_the
     assert held.any() and all(torch.equal(m[:38], jump["features"]) for m in motion[held]), "after the whole clip"
     shorter = is_jump & (lengths < 38)
     assert shorter.any(), "a crop that ends before the clip does is left as it is"
-    texts0, motion0, mask0 = sampled(0.0)
+    texts0, motion0, mask0, _ = sampled(0.0)
     assert mask0.sum(1).max() <= 38, "nothing is held with the option off"
     off = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=12.5, crop_from_start=True, full_clip_prob=0.5)
-    texts1, motion1, _ = ClipBatcher([jump, walk], off, torch.Generator().manual_seed(0)).sample(200)
+    texts1, motion1, _, _ = ClipBatcher([jump, walk], off, torch.Generator().manual_seed(0)).sample(200)
     assert texts1 == texts0 and torch.equal(motion1, motion0), "and the draws are those of a config without it"

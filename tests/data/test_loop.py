@@ -88,7 +88,7 @@ def test_training_lengthens_crops_of_locomotion_only():
 
     def lengths(prob: float) -> dict[str, list[int]]:
         cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, loop_locomotion_prob=prob)
-        texts, _, mask = ClipBatcher([run, hop, still], cfg, torch.Generator().manual_seed(0)).sample(300)
+        texts, _, mask, _ = ClipBatcher([run, hop, still], cfg, torch.Generator().manual_seed(0)).sample(300)
         out: dict[str, list[int]] = {}
         for text, m in zip(texts, mask):
             out.setdefault(text, []).append(int(m.sum()))

@@ -141,7 +141,7 @@ def test_training_lengthens_waves_only():
     def lengths(prob: float, fill: bool = False) -> dict[str, list[int]]:
         cfg = TrainConfig(model={}, min_frames=6, max_frames=100, data_fps=FPS, loop_wave_prob=prob, loop_wave_fill=fill,
                           full_clip_prob=1.0)  # fmt: skip
-        texts, _, mask = ClipBatcher([wave, raise_hand], cfg, torch.Generator().manual_seed(0)).sample(300)
+        texts, _, mask, _ = ClipBatcher([wave, raise_hand], cfg, torch.Generator().manual_seed(0)).sample(300)
         out: dict[str, list[int]] = {}
         for text, m in zip(texts, mask):
             out.setdefault(text, []).append(int(m.sum()))

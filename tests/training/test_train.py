@@ -178,13 +178,13 @@ def test_crops_of_clips_that_fit_start_at_the_first_frame_and_long_clips_are_cro
         return {"features": f, "texts": ["t"], "weight": 1.0, "crop": lambda s, k, f=f: f[s : s + k]}
 
     cfg = TrainConfig(model={}, min_frames=4, max_frames=20)
-    _, short, mask = ClipBatcher([clip(15)], cfg, torch.Generator().manual_seed(0)).sample(64)
+    _, short, mask, _ = ClipBatcher([clip(15)], cfg, torch.Generator().manual_seed(0)).sample(64)
     assert (short[:, 0, 0] == 1).all(), "a clip that fits must be cropped from its first frame"
     assert mask.sum(1).max() == 15 and mask.sum(1).min() < 15, "lengths vary, the whole clip included"
-    _, long, mask = ClipBatcher([clip(60)], cfg, torch.Generator().manual_seed(0)).sample(64)
+    _, long, mask, _ = ClipBatcher([clip(60)], cfg, torch.Generator().manual_seed(0)).sample(64)
     assert mask.sum(1).max() <= 20 and len(set(long[:, 0, 0].tolist())) > 5, "long clips: random starts"
     cfg_random = TrainConfig(model={}, min_frames=4, max_frames=20, crop_from_start=False)
-    _, anywhere, _ = ClipBatcher([clip(15)], cfg_random, torch.Generator().manual_seed(0)).sample(64)
+    _, anywhere, _, _ = ClipBatcher([clip(15)], cfg_random, torch.Generator().manual_seed(0)).sample(64)
     assert (anywhere[:, 0, 0] > 1).any()
 
 
@@ -200,7 +200,7 @@ def test_action_balance_gives_each_action_its_share_of_the_draws_however_few_cli
 
     def kick_share(balance) -> float:
         cfg = TrainConfig(model={}, min_frames=4, max_frames=8, action_balance=balance)
-        texts, _, _ = ClipBatcher(clips, cfg, torch.Generator().manual_seed(0)).sample(4000)
+        texts, _, _, _ = ClipBatcher(clips, cfg, torch.Generator().manual_seed(0)).sample(4000)
         return texts.count("kick") / len(texts)
 
     assert abs(kick_share(None) - 30 / 120) < 0.03, "None keeps the cache's weights"
@@ -227,6 +227,34 @@ def test_root_weight_charges_a_missed_jump_and_leaves_the_rotation_terms_alone()
     assert torch.allclose(masked_smooth_l1(flat, target, mask, w), 10 * plain), "a missed jump costs 10×"
     assert torch.allclose(masked_smooth_l1(arm, target, mask, w), masked_smooth_l1(arm, target, mask)), \
         "rotation errors cost what they did"
+
+
+def test_root_weight_content_charges_a_missed_rise_on_the_named_contents_clips_only():
+    from temos_blender.train import TrainConfig, feature_weights
+
+    target = torch.zeros(2, 20, 135)
+    target[:, 8:12, 0] = 5.0  # both clips rise 5 standard deviations for 4 frames
+    flat = target.clone()
+    flat[..., 0] = 0.0
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    cfg = TrainConfig(model={}, root_weight=2.0, root_weight_content={"jump": 20.0}, joint_weights={"head": 2.0})
+    w = feature_weights(cfg, 135, contents=["jump", "walk"])
+    assert w.shape == (2, 1, 135)
+    assert w[0, 0, :3].tolist() == [20.0] * 3 and w[1, 0, :3].tolist() == [2.0] * 3, "the walk keeps root_weight"
+    assert torch.equal(w[0, 0, 3:], w[1, 0, 3:]) and int((w[:, 0, 3:] == 2).sum()) == 12, "joint weights for every clip"
+    plain = [masked_smooth_l1(flat[i : i + 1], target[i : i + 1], mask[i : i + 1]) for i in range(2)]
+    weighted = [masked_smooth_l1(flat[i : i + 1], target[i : i + 1], mask[i : i + 1], w[i : i + 1]) for i in range(2)]
+    assert torch.allclose(weighted[0], 20 * plain[0]) and torch.allclose(weighted[1], 2 * plain[1])
+    only = feature_weights(TrainConfig(model={}, root_weight_content={"jump": 20.0}), 135, contents=["walk", None])
+    assert only is not None and (only == 1).all(), "root_weight 1 elsewhere: the other clips as in the paper"
+    both = masked_smooth_l1(flat, target, mask, w)
+    assert torch.allclose(both, (weighted[0] + weighted[1]) / 2), "a batch mixes them clip by clip"
+    try:
+        feature_weights(cfg, 135)
+    except ValueError as e:
+        assert "content" in str(e)
+    else:
+        raise AssertionError("root_weight_content without the clips' contents must fail")
 
 
 def test_joint_weights_charge_the_named_joints_rotations_only():
@@ -425,7 +453,8 @@ def test_bf16_training_pass_keeps_losses_and_gradients_in_float32():
     assert model.decode(torch.randn(2, 32), mask[:2]).dtype == torch.float32
 
 
-def test_length_groups_give_the_whole_batchs_losses_and_gradient():
+@pytest.mark.parametrize("root_content", [None, {"jump": 30.0}])
+def test_length_groups_give_the_whole_batchs_losses_and_gradient(root_content):
     """Each group is padded only to its own longest crop; weighted by their shares, the groups' terms and summed
     gradients are the whole padded batch's (the random draws held equal: no dropout, latent noise off)."""
     from unittest import mock
@@ -441,7 +470,8 @@ def test_length_groups_give_the_whole_batchs_losses_and_gradient():
     tf, tm = torch.randn(7, 5, 8), torch.ones(7, 5, dtype=torch.bool)
     tm[1, 3:] = False
     cfg = TrainConfig(model={}, velocity_weight=3.0, energy_weight=1.0, energy_window=8, root_weight=10.0,
-                      kl_weight=1e-2, latent_weight=0.03)  # fmt: skip
+                      kl_weight=1e-2, latent_weight=0.03, root_weight_content=root_content)  # fmt: skip
+    contents = ["jump", "walk", None, "walk", "jump", "run", "jump"]  # the root weighed per clip with root_content
 
     assert [p.tolist() for p in length_groups(lengths, 3)] == [[1, 6, 4], [2, 5], [0, 3]]
     assert len(length_groups(lengths[:2], 3)) == 2
@@ -449,7 +479,8 @@ def test_length_groups_give_the_whole_batchs_losses_and_gradient():
     def run(groups: int):
         model.zero_grad()
         with mock.patch("torch.randn", lambda *a, **k: torch.zeros(*a[0] if isinstance(a[0], tuple) else a, **k)):
-            losses = grouped_step(TrainingPass(model), tf, tm, motion, mask, TrainConfig(**{**cfg.__dict__, "length_groups": groups}), 0.0)
+            losses = grouped_step(TrainingPass(model), tf, tm, motion, mask, TrainConfig(**{**cfg.__dict__, "length_groups": groups}), 0.0,
+                                  contents=contents)  # fmt: skip
         return losses, [p.grad.clone() for p in model.parameters()]
 
     whole, g1 = run(1)
