@@ -170,3 +170,24 @@ def load_model(folder: str | os.PathLike, device: str | torch.device = "cpu") ->
             "The weights and config come from different models.",
         )
     return model.to(device).eval()
+
+
+def blend_models(a: Temos, b: Temos, weight: float) -> Temos:
+    """A model whose every weight is ``(1 − weight)·a + weight·b`` (``weight`` in [0, 1]): a point on the straight
+    line between a model and one fine-tuned from it. Both must have the same configuration and the same
+    normalisation (``mean``, ``std``: the features both were trained on)."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"blend weight {weight} is outside [0, 1]")
+    if a.cfg.to_dict() != b.cfg.to_dict():
+        changed = sorted(k for k, v in a.cfg.to_dict().items() if b.cfg.to_dict().get(k) != v)
+        raise CheckpointError(f"The two models differ in {', '.join(changed)}.", "Blend only a model with one fine-tuned from it.")
+    sa, sb = a.state_dict(), b.state_dict()
+    for name in ("mean", "std"):
+        if not torch.equal(sa[name], sb[name]):
+            raise CheckpointError(
+                f"The two models normalise their features differently ({name}).",
+                "They were trained on different data; blend only a model with one fine-tuned from it.",
+            )
+    out = Temos(a.cfg)
+    out.load_state_dict({k: (1.0 - weight) * sa[k].float() + weight * sb[k].float() for k in sa})
+    return out.eval()
