@@ -55,3 +55,25 @@ def test_every_stage_of_make_train_starts_from_a_snapshot_the_stage_before_leave
     last_cfg = TrainConfig.from_json(ROOT / option(stages[-1], "--config"))
     assert step <= previous[1] and step % last_cfg.val_every == 0, "the exported step is a snapshot of the last stage"
     assert option(export, "--export") == "vendor_models/temos-cmu-kitml"
+
+
+def test_make_train_jumps_chains_its_two_stages_from_the_bundled_weights_and_blends_with_them():
+    commands = recipe("train-jumps")
+    stages = [c for c in commands if "temos_blender.train" in c]
+    assert len(stages) == 2
+    assert option(stages[0], "--init-from") == "vendor_models/temos-cmu-kitml"
+    first = TrainConfig.from_json(ROOT / option(stages[0], "--config"))
+    assert first.root_weight_content and all(w > first.root_weight for w in first.root_weight_content.values()), \
+        "the jump clips' root weighs more than the others'"
+    out, stop = option(stages[0], "--out"), int(option(stages[0], "--stop-at"))
+    assert option(stages[1], "--init-from") == f"{out}/snapshots/step{stop:06d}"
+    for cmd in stages:
+        cfg = TrainConfig.from_json(ROOT / option(cmd, "--config"))
+        assert int(option(cmd, "--stop-at")) % cfg.val_every == 0, "each stop is a validation step, so a snapshot"
+        assert "--resume" in cmd and option(cmd, "--time-budget-min") == "0"
+    blend = commands[-1]
+    i = blend.index("temos_blender.blend")
+    last = f"{option(stages[1], '--out')}/snapshots/step{int(option(stages[1], '--stop-at')):06d}"
+    assert blend[i + 1 : i + 3] == ["vendor_models/temos-cmu-kitml", last]
+    assert 0 < float(option(blend, "--weight")) < 1
+    assert option(blend, "--out") != "vendor_models/temos-cmu-kitml", "the bundled weights stay as they are"
