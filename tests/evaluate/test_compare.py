@@ -55,6 +55,8 @@ def test_two_models_are_measured_on_the_same_prompts_and_paired(setting):
     for side in (c, a):
         assert len(side["R@3_fact1_draws"]) == 2 and 0.0 <= side["R@3_fact1"] <= 1.0
         assert side["FID"] >= 0.0 and side["APE_root"] >= 0.0 and side["MultiModality"] > 0.0
+        assert len(side["FID_draws"]) == res["draws"] and side["FID_draws"][0] == side["FID"]
+        assert min(side["FID_draws"]) <= side["FID_mean"] <= max(side["FID_draws"])
         assert set(side["behaviour"]) == {b.name for b in behaviour.BEHAVIOURS}
         assert all(0 <= n <= behaviour.SEEDS for n in side["behaviour"].values())
         assert side["behaviour_total"] == len(behaviour.BEHAVIOURS) + 1 >= side["behaviour_passed"]
