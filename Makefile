@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.stamp
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint build data train train-long train-more train-jumps select compare eval bench demo
+.PHONY: venv test lint build data train train-long train-more select compare eval bench demo
 
 ## venv: .venv with the project (editable) and its dev and blender extras; reinstalls only when pyproject.toml changes
 venv: $(STAMP)
@@ -52,12 +52,14 @@ test-release: venv
 data: venv
 	$(PY) -m temos_blender.data
 
-## train: train the bundled model (resumable: run again to continue), 136 minutes on 2 CPU cores in five stages, all
-## in bfloat16 with length groups: configs/budget-base-grouped.json cut at step 8,500 of its 10,000-step schedule;
-## configs/finetune-energy.json for 750 steps; at the rare-action balance, with jumps held after landing,
-## configs/finetune-rare-root-hold.json (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4;
-## configs/finetune-wave-fill-torso-root60.json (the long-wave stage with the root's height and velocity weighted 60),
-## whose step 250 is exported over the bundled weights (model card, Training);
+## train: train the bundled model (resumable: run again to continue) in seven stages, all in bfloat16 with length
+## groups: configs/budget-base-grouped.json cut at step 8,500 of its 10,000-step schedule; configs/finetune-energy.json
+## for 750 steps; at the rare-action balance, with jumps held after landing, configs/finetune-rare-root-hold.json
+## (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4; configs/finetune-wave-fill-torso-root60.json
+## (the long-wave stage with the root's height and velocity weighted 60), whose step 250 is exported (the release
+## before this one, 136 minutes); then the jump stage, configs/finetune-rare-balanced-hold-rootjump60.json (the jump
+## clips' root weighted 60) for 100 steps at lr 2e-4, and the long-wave stage again, whose step 250 is exported over
+## the bundled weights (model card, Training); about 140 minutes on 2 CPU cores.
 ## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them:
 ## make compare MODEL=folder). Every stage stops at its step, never on the clock (--time-budget-min 0): a slower
 ## machine takes longer, it does not cut a stage short of the snapshot the next one starts from
@@ -74,7 +76,12 @@ train: data
 		--init-from runs/train/stage3/snapshots/step001000
 	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage5 --stop-at 750 \
 		--init-from runs/train/stage4/snapshots/step000750
-	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export $(TRAIN_EXPORT)
+	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export runs/train/stage5/export
+	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60.json --lr 2e-4 $(FAST) --out runs/train/stage6 \
+		--stop-at 100 --init-from runs/train/stage5/export
+	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage7 --stop-at 250 \
+		--init-from runs/train/stage6/snapshots/step000100
+	$(PY) -m temos_blender.evaluate.select runs/train/stage7 --step 250 --export $(TRAIN_EXPORT)
 
 ## train-long: the weights bundled until 2026-11-27, in 378 minutes (resumable: run again to continue):
 ## configs/bundled.json for 13,000 steps; configs/finetune-energy.json from its last snapshot, exporting the snapshot
@@ -105,20 +112,6 @@ train-more: data
 	$(PY) -m temos_blender.train --config configs/finetune-rare-root.json --out runs/more --resume \
 		--init-from vendor_models/temos-cmu-kitml
 	$(PY) -m temos_blender.evaluate.select runs/more --export vendor_models/temos-cmu-kitml
-
-## train-jumps: jumps at the captured height (model card, Training: "Jumps at the captured height"), from the bundled
-## weights in about 10 minutes on 2 CPU cores: configs/finetune-rare-balanced-hold-rootjump60.json (the rare-action stage
-## again, the jump clips' root weighted 60) for 250 steps at lr 2e-4, the wave stage for 250, then the weights 3/4 of
-## the way from the bundled ones to the result (python -m temos_blender.blend), written to JUMPS_EXPORT and leaving
-## the bundled weights as they are: point the add-on's Model Folder (or the CLI's --model) at it
-JUMPS_EXPORT ?= runs/jumps/export
-train-jumps: data
-	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60.json --lr 2e-4 $(FAST) --out runs/jumps/stage6 \
-		--stop-at 250 --init-from vendor_models/temos-cmu-kitml
-	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/jumps/stage7 --stop-at 250 \
-		--init-from runs/jumps/stage6/snapshots/step000250
-	$(PY) -m temos_blender.blend vendor_models/temos-cmu-kitml runs/jumps/stage7/snapshots/step000250 --weight 0.75 \
-		--out $(JUMPS_EXPORT)
 
 ## compare: MODEL (a model folder, e.g. a `make train TRAIN_EXPORT=folder` reproduction) against the bundled weights
 ## (or AGAINST=folder) on the test split, the behaviour prompts, the qualitative set, jumps and waves → out/compare.md

@@ -1,11 +1,11 @@
 """Blend a model with one fine-tuned from it: every weight ``(1 − w)·A + w·B``, written as a model folder (float16).
 
-    python -m temos_blender.blend vendor_models/temos-cmu-kitml runs/jumps/stage7/snapshots/step000250 \\
-        --weight 0.75 --out runs/jumps/export
+    python -m temos_blender.blend vendor_models/temos-cmu-kitml runs/mine/snapshots/step000250 \\
+        --weight 0.75 --out runs/mine/blend
 
 A short fine-tuning moves a model a short way; the points on the straight line between the two models keep much of
 what it taught at less of its cost elsewhere (weight-space ensembling: Wortsman et al., "Robust fine-tuning of
-zero-shot models", CVPR 2022). ``make train-jumps`` uses it (model card, Training: "Jumps at the captured height").
+zero-shot models", CVPR 2022). The model card (Training, "Jumps at the captured height") measures such blends.
 """
 
 from __future__ import annotations
