@@ -178,6 +178,11 @@ class TrainConfig:
     joint_weights: dict[str, float] | None = None
     """Weights of named SMPL joints' six rotation features in the pose and velocity terms (e.g. ``{"spine1": 3}``),
     against 1 for the joints not named; None = all 1, the paper. The joint-space counterpart of ``root_weight``."""
+    joint_weights_content: dict[str, dict[str, float]] | None = None
+    """Joint weights for the clips of the named contents (e.g. ``{"bow": {"spine1": 10}}``), over ``joint_weights``
+    for those clips alone (joints not named keep theirs). None = every clip gets ``joint_weights``. What makes a rare
+    action is a few joints (a bow: the torso; a kick: the legs), and in a handful of clips among thousands they cost
+    little to miss: the joint-space counterpart of ``root_weight_content``."""
     kl_weight: float = 1e-5
     """Weight of each of the four KL terms, each a mean over the latent dimensions (the paper: 1e-5). A weight of
     1e-5 × latent_dim is the same as 1e-5 on KLs summed over the dimensions."""
@@ -278,26 +283,32 @@ def feature_weights(
     """Per-feature weights of the reconstruction terms: ``root_weight`` on the root's height and horizontal
     velocity (features 0–2, see :mod:`temos_blender.core.features`), ``joint_weights`` on the named joints' six
     rotation features, 1 elsewhere; None when all are 1. (F,), or (B, 1, F) per clip when
-    ``cfg.root_weight_content`` is set (``contents``: each clip's content label, required then)."""
+    ``cfg.root_weight_content`` or ``cfg.joint_weights_content`` is set (``contents``: each clip's content label,
+    required then)."""
     joints = cfg.joint_weights or {}
-    unknown = sorted(set(joints) - set(JOINT_INDEX))
+    by_content = cfg.root_weight_content or {}
+    joints_by_content = cfg.joint_weights_content or {}
+    unknown = sorted((set(joints).union(*joints_by_content.values())) - set(JOINT_INDEX))
     if unknown:
         raise ValueError(f"joint_weights: no SMPL joint named {', '.join(unknown)} (joints: {', '.join(JOINT_INDEX)})")
-    by_content = cfg.root_weight_content
-    if cfg.root_weight == 1.0 and all(v == 1.0 for v in joints.values()) and not by_content:
+    if cfg.root_weight == 1.0 and all(v == 1.0 for v in joints.values()) and not by_content and not joints_by_content:
         return None
-    w = torch.ones(nfeats, device=device)
-    w[:3] = cfg.root_weight
-    for name, weight in joints.items():
-        i = 3 + 6 * JOINT_INDEX[name]
-        w[i : i + 6] = weight
-    if not by_content:
+
+    def weights(root: float, named: dict[str, float]) -> torch.Tensor:
+        w = torch.ones(nfeats, device=device)
+        w[:3] = root
+        for name, weight in named.items():
+            i = 3 + 6 * JOINT_INDEX[name]
+            w[i : i + 6] = weight
         return w
+
+    base = weights(cfg.root_weight, joints)
+    if not by_content and not joints_by_content:
+        return base
     if contents is None:
-        raise ValueError("root_weight_content needs each clip's content label")
-    per_clip = w.repeat(len(contents), 1, 1)
-    per_clip[:, :, :3] = torch.tensor([by_content.get(c, cfg.root_weight) for c in contents], device=device)[:, None, None]
-    return per_clip
+        raise ValueError("root_weight_content and joint_weights_content need each clip's content label")
+    rows = [weights(by_content.get(c, cfg.root_weight), {**joints, **joints_by_content.get(c, {})}) for c in contents]
+    return torch.stack(rows)[:, None, :]
 
 
 class TrainingPass(torch.nn.Module):
@@ -398,7 +409,7 @@ def temos_losses(
     of the motion latent (1 = the paper; see ``TrainConfig.motion_noise_ramp``). ``shares`` (from
     :func:`loss_shares`) weight each term in ``total`` when this batch is one length group of a larger one; the
     terms themselves are this group's means. ``contents``: each clip's content label (for
-    ``cfg.root_weight_content``).
+    ``cfg.root_weight_content`` and ``cfg.joint_weights_content``).
     """
     w = {"frames": 1.0, "pairs": 1.0, "windows": 1.0, "clips": 1.0, **(shares or {})}
     o = training_pass(text_feats, text_mask, motion, mask, motion_noise, cfg.text_samples)

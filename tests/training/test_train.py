@@ -257,6 +257,41 @@ def test_root_weight_content_charges_a_missed_rise_on_the_named_contents_clips_o
         raise AssertionError("root_weight_content without the clips' contents must fail")
 
 
+def test_joint_weights_content_charges_a_missed_bend_on_the_named_contents_clips_only():
+    from temos_blender.skeleton import JOINT_INDEX
+    from temos_blender.train import TrainConfig, feature_weights
+
+    spine, head, knee = (3 + 6 * JOINT_INDEX[j] for j in ("spine1", "head", "right_knee"))
+    target = torch.zeros(2, 20, 135)
+    target[:, 6:14, spine] = 3.0  # both clips bend the torso
+    upright = target.clone()
+    upright[..., spine] = 0.0  # the decoder keeps it upright
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    cfg = TrainConfig(model={}, joint_weights={"spine1": 3.0, "head": 2.0},
+                      joint_weights_content={"bow": {"spine1": 10.0}, "kick": {"right_knee": 10.0}})  # fmt: skip
+    w = feature_weights(cfg, 135, contents=["bow", "walk"])
+    assert w.shape == (2, 1, 135)
+    assert (w[0, 0, spine : spine + 6] == 10).all() and (w[1, 0, spine : spine + 6] == 3).all(), \
+        "the bow's torso weighs 10, the walk's keeps joint_weights"
+    assert (w[:, 0, head : head + 6] == 2).all(), "joints the content does not name keep joint_weights"
+    assert (w[:, 0, knee : knee + 6] == 1).all(), "another content's joints are not touched"
+    plain = [masked_smooth_l1(upright[i : i + 1], target[i : i + 1], mask[i : i + 1]) for i in range(2)]
+    weighted = [masked_smooth_l1(upright[i : i + 1], target[i : i + 1], mask[i : i + 1], w[i : i + 1]) for i in range(2)]
+    assert torch.allclose(weighted[0], 10 * plain[0]) and torch.allclose(weighted[1], 3 * plain[1])
+    try:
+        feature_weights(TrainConfig(model={}, joint_weights_content={"bow": {"Spine": 2.0}}), 135, contents=["bow"])
+    except ValueError as e:
+        assert "Spine" in str(e), "a misspelt joint is named"
+    else:
+        raise AssertionError("an unknown joint must fail")
+    try:
+        feature_weights(cfg, 135)
+    except ValueError as e:
+        assert "content" in str(e)
+    else:
+        raise AssertionError("joint_weights_content without the clips' contents must fail")
+
+
 def test_joint_weights_charge_the_named_joints_rotations_only():
     from temos_blender.skeleton import JOINT_INDEX
     from temos_blender.train import TrainConfig, feature_weights
