@@ -48,6 +48,7 @@ from .data.processing import (
     loop_extend,
     loop_stride,
     loop_wave,
+    one_off_pieces,
     phase_aligned_start,
     stroke_timing,
     warp_strokes,
@@ -96,6 +97,17 @@ class TrainConfig:
     before a random start for longer clips. Captured walks begin anywhere in the stride and a mirrored walk has
     the opposite phase under the same text, so without this a walk's phase is a coin toss given its text and the
     text branch learns feet that never swap. Motions that do not step are cropped as before."""
+    one_off_lead: dict[str, float] | None = None
+    """Contents of one-off actions and a lead in seconds (e.g. ``{"kick": 1.0, "bow": 1.5}``): their clips are cut
+    into pieces that each start the lead before one of the action's peaks
+    (:func:`temos_blender.data.processing.one_off_pieces`), so the action falls at one moment of every crop that
+    starts a piece. A text says a person kicks, not when: the captured kick clip kicks three times, 4.5 s apart, half
+    a second each, and the average over timings is no kick at all. None = the clips whole."""
+    one_off_share: float | None = None
+    """Share of the draws for the ``one_off_lead`` contents' pieces together (split among them by their usual
+    weights); the rest keep their weights relative to each other. With one such action among 60 at an equal share
+    each, a kick is half a crop per batch of 32, too few to learn from even when it is on one timing. None = the
+    usual weights."""
     action_balance: float | None = None
     """Exponent p of the per-clip sampling weight ∝ count(action)^-p over the training clips
     (:func:`temos_blender.data.build.action_weights`). None = the data cache's weights (p = 0.5: an action with 100×
@@ -505,6 +517,15 @@ class ClipBatcher:
         self.clips = [c for c in clips if c["features"].shape[0] >= cfg.min_frames]
         if cfg.warp_wave_strokes:
             self.clips = waves_on_common_timing(self.clips, cfg.data_fps)
+        leads = cfg.one_off_lead or {}
+        if leads:
+            self.clips = [
+                dict(c, features=f, crop=lambda s, n, f=f: f[:n] if s == 0 else canonicalize_features(f[s : s + n]))
+                if c.get("content") in leads else c
+                for c in self.clips
+                for f in (one_off_pieces(c["features"], cfg.data_fps, leads[c["content"]], cfg.min_frames)
+                          if c.get("content") in leads else [c["features"]])
+            ]  # fmt: skip
         self.cfg = cfg
         self.g = generator
         if cfg.action_balance is None:
@@ -512,6 +533,11 @@ class ClipBatcher:
         else:
             actions = [c.get("action") or c.get("content") or "" for c in self.clips]
             self.weights = torch.from_numpy(action_weights(actions, cfg.action_balance)).float()
+        one_off = torch.tensor([c.get("content") in leads for c in self.clips])
+        if cfg.one_off_share is not None and one_off.any() and (~one_off).any():
+            share = cfg.one_off_share
+            self.weights[one_off] *= share / self.weights[one_off].sum()
+            self.weights[~one_off] *= (1 - share) / self.weights[~one_off].sum()
         loops = cfg.loop_locomotion_prob > 0
         self.phase_starts = [
             gait_phase_starts(c["features"], cfg.data_fps)

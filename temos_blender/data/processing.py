@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..core.features import canonicalize, features_to_smpl, heading_of, smpl_to_features, yaw_matrix
+from ..core.features import (
+    canonicalize,
+    canonicalize_features,
+    features_to_smpl,
+    heading_of,
+    smpl_to_features,
+    yaw_matrix,
+)
 from ..rotations import matrix_to_quat, quat_to_matrix, resample_linear, resample_rotations
-from ..skeleton import forward_kinematics_np
+from ..skeleton import JOINT_INDEX, forward_kinematics_np
 from .smpl_transfer import ground_clip
 
 MAX_ROOT_SPEED_MPS = 12.0
@@ -231,6 +238,55 @@ def hold_extend(features: torch.Tensor, num_frames: int) -> torch.Tensor:
     last = features[-1:].clone()
     last[:, 1:3] = 0.0
     return torch.cat([features, last.expand(extra, -1)])
+
+
+PEAK_JOINTS = ("left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+               "spine3", "left_foot", "right_foot", "neck", "head")  # fmt: skip
+"""Joints whose rotations make a one-off whole-body action such as a bow or a kick (:func:`action_peaks`)."""
+
+
+def action_peaks(features: np.ndarray | torch.Tensor, fps: float, share: float = 0.8, gap_s: float = 1.0) -> np.ndarray:
+    """Frames where a one-off action (a bow, a kick) is at its height: the local maxima of the body pose's distance
+    from the clip's first pose that reach ``share`` of the largest, at least ``gap_s`` apart (the highest first).
+
+    ``features``: (T, 135) unnormalised features of one clip; the distance is over the rotation features of
+    :data:`PEAK_JOINTS` — not the pelvis' own orientation (where the body faces), the root's path or the arms, whose
+    gestures around a bow are not the bow. A clip that starts standing and kicks three times gives three frames, a
+    bow its deepest bend.
+    """
+    cols = [3 + 6 * JOINT_INDEX[j] + k for j in PEAK_JOINTS for k in range(6)]
+    f = torch.as_tensor(features, dtype=torch.float32)[:, cols]
+    d = (f - f[:1]).norm(dim=-1).numpy()
+    if len(d) == 0 or d.max() <= 0:
+        return np.zeros(0, np.int64)
+    gap = max(1, round(gap_s * fps))
+    peaks: list[int] = []
+    for t in np.argsort(-d, kind="stable"):
+        if d[t] < share * d.max():
+            break
+        if d[t] >= d[max(0, t - 1) : t + 2].max() and all(abs(int(t) - p) >= gap for p in peaks):
+            peaks.append(int(t))
+    return np.array(sorted(peaks), np.int64)
+
+
+def one_off_pieces(features: torch.Tensor, fps: float, lead_s: float, min_frames: int = 1) -> list[torch.Tensor]:
+    """A clip of a one-off action cut into one piece per peak (:func:`action_peaks`): each starts ``lead_s`` before
+    its peak (or at the clip's first frame) and ends ``lead_s`` before the next peak (the last at the clip's end),
+    canonicalised like a crop. Pieces shorter than ``min_frames`` are dropped; no peak → the clip whole.
+
+    Why: a text says a person bows or kicks, not when. Performers bow 1–3 s into a clip, and the captured kick clip
+    kicks three times, half a second each, 4.5 s apart: the average over those timings — all the text can teach — is
+    a shallow bend and no kick, and even the motion autoencoder learns to leave them out. In pieces the action falls
+    ``lead_s`` into every crop that starts a piece.
+    """
+    peaks = action_peaks(features, fps)
+    if len(peaks) == 0:
+        return [features]
+    lead = round(lead_s * fps)
+    starts = [max(0, int(p) - lead) for p in peaks]
+    ends = starts[1:] + [features.shape[0]]
+    return [features[a:b] if a == 0 else canonicalize_features(features[a:b])
+            for a, b in zip(starts, ends) if b - a >= min_frames]  # fmt: skip
 
 
 WAVE_HANDS = {"wave-right-hand": "right", "wave-left-hand": "left", "wave-both-hands": "right"}
