@@ -57,9 +57,11 @@ data: venv
 ## for 750 steps; at the rare-action balance, with jumps held after landing, configs/finetune-rare-root-hold.json
 ## (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4; configs/finetune-wave-fill-torso-root60.json
 ## (the long-wave stage with the root's height and velocity weighted 60), whose step 250 is exported (the release
-## before this one, 136 minutes); then the jump stage, configs/finetune-rare-balanced-hold-rootjump60.json (the jump
-## clips' root weighted 60) for 100 steps at lr 2e-4, and the long-wave stage again, whose step 250 is exported over
-## the bundled weights (model card, Training); about 140 minutes on 2 CPU cores.
+## before the last two, 136 minutes); then the jump stage, configs/finetune-rare-balanced-hold-rootjump60-bowkick.json
+## (the jump clips' root weighted 60; the bow clips' torso and the kick clips' legs weighted 10) for 100 steps at lr
+## 2e-4, and the long-wave stage again with the same bow and kick weights,
+## configs/finetune-wave-fill-torso-root60-bowkick.json, whose step 250 is exported over the bundled weights (model
+## card, Training); about 140 minutes on 2 CPU cores.
 ## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them:
 ## make compare MODEL=folder). Every stage stops at its step, never on the clock (--time-budget-min 0): a slower
 ## machine takes longer, it does not cut a stage short of the snapshot the next one starts from
@@ -77,9 +79,9 @@ train: data
 	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage5 --stop-at 750 \
 		--init-from runs/train/stage4/snapshots/step000750
 	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export runs/train/stage5/export
-	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60.json --lr 2e-4 $(FAST) --out runs/train/stage6 \
+	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60-bowkick.json --lr 2e-4 $(FAST) --out runs/train/stage6 \
 		--stop-at 100 --init-from runs/train/stage5/export
-	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage7 --stop-at 250 \
+	$(TRAIN) --config configs/finetune-wave-fill-torso-root60-bowkick.json $(FAST) --out runs/train/stage7 --stop-at 250 \
 		--init-from runs/train/stage6/snapshots/step000100
 	$(PY) -m temos_blender.evaluate.select runs/train/stage7 --step 250 --export $(TRAIN_EXPORT)
 
