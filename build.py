@@ -122,8 +122,9 @@ WHEEL_PLATFORM_TAGS = {
 minimum on Apple hardware). pip takes them as they are, without adding older ones, so every one is listed."""
 
 BUNDLED_MODEL_ID = "temos-cmu-kitml"
-BUNDLED_MODEL_FILES = ("model.safetensors", "config.json", "MODEL_CARD.md")
-"""What the extension carries of ``vendor_models/<model>``; the first two are required."""
+BUNDLED_MODEL_FILES = ("model.safetensors", "config.json", "MODEL_CARD.md", "limits.json")
+"""What the extension carries of ``vendor_models/<model>``; the first two are required (limits.json: what the model
+was measured not to make, for the add-on's prompt warnings)."""
 
 TEXT_MODEL_FOLDER = "text_models/all-MiniLM-L6-v2"
 TEXT_MODEL_FILES = (
@@ -229,7 +230,7 @@ STAGING_PASSES: tuple[Callable[[Path], None], ...] = (copy_package, copy_manifes
 
 
 def copy_bundled_model(stage_dir: Path, source: Path | None = None) -> None:
-    """``vendor_models/temos-cmu-kitml`` → the extension's ``vendor_models/`` (weights, config, model card).
+    """``vendor_models/temos-cmu-kitml`` → the extension's ``vendor_models/`` (weights, config, model card, limits).
 
     Without a trained model the release still builds, with a warning: the add-on then asks for a model folder."""
     source = Path(source) if source is not None else VENDOR_MODELS_DIR / BUNDLED_MODEL_ID

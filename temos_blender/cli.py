@@ -644,6 +644,7 @@ def generate_one(prompt: str, options: GenerateOptions, folder: Path, timings: T
     blocker = ops_generate.generate_blocker(bpy.context)
     if blocker:
         raise UsageError(blocker)
+    warnings = ops_generate.prompt_warnings(bpy.context)
     ensure_model_loaded(timings)
 
     stage_times: dict[str, float] = {}
@@ -732,6 +733,7 @@ def generate_one(prompt: str, options: GenerateOptions, folder: Path, timings: T
         "preview": preview_name,
         "preview_engine": engine,
         "exports": list(options.exports),
+        "warnings": warnings,
         "takes": entries,
     }
     (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -803,6 +805,7 @@ def _summary(result: dict) -> str:
             files.append(manifest["preview"])
         lines.append(f'{len(manifest["takes"])} takes of "{manifest["prompt"]}" ({manifest["model_id"]}) in {folder}:')
         lines.append("  " + ", ".join(files))
+        lines.extend(f"  warning: {text}" for text in manifest["warnings"])
         if manifest["preview"]:
             lines.append(f"  watch: {folder / manifest['preview']}")
     times = ", ".join(f"{k} {v:.1f} s" for k, v in result["timings_s"].items())

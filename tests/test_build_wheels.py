@@ -139,7 +139,7 @@ def test_manifest_permissions_ask_for_files_and_never_network(build_module):
 
 def test_release_stages_the_model_the_text_model_and_the_wheels(build_module, tmp_path, monkeypatch):
     model = tmp_path / "vendor" / "temos-cmu-kitml"
-    for name in ("model.safetensors", "config.json", "MODEL_CARD.md", "training_log.txt"):
+    for name in ("model.safetensors", "config.json", "MODEL_CARD.md", "limits.json", "training_log.txt"):
         model.mkdir(parents=True, exist_ok=True)
         (model / name).write_text(name)
     monkeypatch.setattr(build_module, "VENDOR_MODELS_DIR", model.parent)
@@ -148,7 +148,7 @@ def test_release_stages_the_model_the_text_model_and_the_wheels(build_module, tm
     stage = build_module.stage_extension(tmp_path / "stage", build_module.release_passes("linux-x64", [wheel]))
 
     staged_model = sorted(p.name for p in (stage / "vendor_models" / "temos-cmu-kitml").iterdir())
-    assert staged_model == ["MODEL_CARD.md", "config.json", "model.safetensors"]
+    assert staged_model == ["MODEL_CARD.md", "config.json", "limits.json", "model.safetensors"]
     text_model = sorted(p.name for p in (stage / "text_models" / "all-MiniLM-L6-v2").iterdir())
     assert text_model == sorted(build_module.TEXT_MODEL_FILES)
     manifest = tomllib.loads((stage / "blender_manifest.toml").read_text(encoding="utf-8"))

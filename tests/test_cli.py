@@ -44,7 +44,10 @@ def tiny_model(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     config = TemosConfig(latent_dim=32, ff_size=64, num_layers=1, num_heads=2, model_id="tiny-test")
-    return save_model(Temos(config), tmp_path_factory.mktemp("tiny-model"))
+    folder = save_model(Temos(config), tmp_path_factory.mktemp("tiny-model"))
+    limits = {"limits": [{"action": "sitting down", "words": ["sit", "sits"], "measured": "no clip sits down"}]}
+    (folder / "limits.json").write_text(json.dumps(limits), encoding="utf-8")
+    return folder
 
 
 # Arguments (no Blender) ----------------------------------------------------------------------------------------
@@ -146,6 +149,7 @@ def test_generate_writes_every_file_the_manifest_lists(full_run):
     assert manifest["model_id"] == "tiny-test"
     assert manifest["seeds"] == [7, 8]
     assert manifest["addon_version"] == cli.__version__
+    assert manifest["warnings"] == []
     listed = {manifest["blend"], manifest["preview"], "takes.json"}
     for take in manifest["takes"]:
         assert set(take["files"]) == {"bvh", "fbx", "glb"}
@@ -266,6 +270,9 @@ def test_batch_on_a_blend_rig_writes_one_folder_per_prompt(full_run, tiny_model,
         assert sub["prompt"] == entry["prompt"]
         assert sub["rig"] == {"source": "takes.blend", "armature": "SMPL"}
         assert sub["preview"] is None
+        sits = entry["prompt"] == "a person sits down"
+        assert sub["warnings"] == (["This model was measured not to make sitting down (no clip sits down); the takes "
+                                    "may leave it out."] if sits else [])  # fmt: skip
         assert {p.name for p in folder.iterdir()} == {"takes.blend", "takes.json", "take_01.bvh"}
         bpy.ops.wm.open_mainfile(filepath=str(folder / "takes.blend"), load_ui=False)
         # the rig file's own two takes were dropped: only this prompt's take is in the file

@@ -26,6 +26,7 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from .. import __version__
 from ..errors import RigError, TemosError
+from ..model_limits import limit_warnings
 from ..retarget import retarget as retargeting
 from ..retarget.armature import Armature
 from ..retarget.armature import RigError as RigDataError
@@ -63,19 +64,26 @@ def bundled_model_folder() -> Path | None:
 _config_cache: dict[tuple[str, float], dict] = {}
 
 
-def model_config(prefs) -> tuple[dict | None, str]:
-    """(config.json of the model the preferences point at, or None; the reason when None)."""
+def model_folder(prefs) -> tuple[Path | None, str]:
+    """(the folder of the model the preferences point at, and how to name it to the user; None and the reason when
+    there is none)."""
     if prefs.model_dir:
         folder = Path(bpy.path.abspath(prefs.model_dir))
-        where = f"Model folder '{folder}'"
-    else:
-        folder = bundled_model_folder()
-        if folder is None:
-            return None, (
-                "No model: the bundled model is missing and no model folder is set. "
-                "Set Model Folder in Edit › Preferences › Add-ons › TEMOS Motion."
-            )
-        where = f"Bundled model folder '{folder}'"
+        return folder, f"Model folder '{folder}'"
+    folder = bundled_model_folder()
+    if folder is None:
+        return None, (
+            "No model: the bundled model is missing and no model folder is set. "
+            "Set Model Folder in Edit › Preferences › Add-ons › TEMOS Motion."
+        )
+    return folder, f"Bundled model folder '{folder}'"
+
+
+def model_config(prefs) -> tuple[dict | None, str]:
+    """(config.json of the model the preferences point at, or None; the reason when None)."""
+    folder, where = model_folder(prefs)
+    if folder is None:
+        return None, where
     path = folder / "config.json"
     if not path.is_file():
         return (
@@ -152,6 +160,16 @@ def generate_blocker(context) -> str:
     if problem:
         return problem
     return rig_status(obj).problem
+
+
+def prompt_warnings(context) -> list[str]:
+    """What the model was measured not to make that the prompt asks for (the model folder's limits.json), one
+    sentence each; empty when nothing. Warnings, not blockers: the takes are still made."""
+    folder, _ = model_folder(get_preferences(context))
+    prompt = context.scene.temos.prompt
+    if folder is None or not prompt.strip():
+        return []
+    return limit_warnings(prompt, folder)
 
 
 # The rig and its bone map ---------------------------------------------------------------------------------------
@@ -806,6 +824,8 @@ class TEMOS_OT_generate(_GenerationOperator, bpy.types.Operator):
         problem = rig_problem(obj) or request_problem(props.prompt, props.duration_s, props.n_takes, config)
         if problem:
             raise ValueError(problem)
+        for text in prompt_warnings(context):
+            self.report({"WARNING"}, text)
         return GenerationRun(context, obj, spec_from_scene(context))
 
 

@@ -57,6 +57,8 @@ def _draw_generate(layout, context) -> None:
     row.operator("temos.generate", text=f"Generate {n} Take{'s' if n != 1 else ''}", icon="PLAY")
     if blocker:
         _wrapped(col, context, blocker, icon="ERROR")
+    for text in ops_generate.prompt_warnings(context):
+        _wrapped(col, context, text, icon="INFO")
 
 
 class TEMOS_PT_main(bpy.types.Panel):

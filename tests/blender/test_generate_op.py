@@ -3,6 +3,8 @@ input without touching the scene. A tiny random-weight model keeps it fast; the 
 is what is tested."""
 
 import importlib
+import json
+import shutil
 import time
 
 import numpy as np
@@ -352,6 +354,25 @@ def test_panel_disables_generate_and_says_why(temos, layout_recorder):
     assert "The prompt is empty." in text
     assert "22/22 joints mapped (detected) — edit below" in text
     assert ("operator", "temos.generate") in layout_recorder.lines
+
+
+def test_a_prompt_the_model_was_measured_not_to_make_is_flagged_and_still_generated(temos, tmp_path, layout_recorder):
+    model = shutil.copytree(temos.prefs.model_dir, tmp_path / "model")
+    limits = {"limits": [{"action": "sitting down", "words": ["sit", "sits"], "measured": "no clip sits down"}]}
+    (model / "limits.json").write_text(json.dumps(limits), encoding="utf-8")
+    temos.prefs.model_dir = str(model)
+    rig = _smpl_rig()
+    _settings(prompt="A person SITS down", takes=1)
+
+    layout_recorder.record_draw(bpy.types.TEMOS_PT_main.draw)
+
+    text = " ".join(layout_recorder.texts())
+    assert "This model was measured not to make sitting down (no clip sits down)" in text
+    assert temos.ops_generate.generate_blocker(bpy.context) == ""  # a warning, not a reason to refuse
+    assert bpy.ops.temos.generate() == {"FINISHED"}
+    assert len(temos.bake.takes_of(rig)) == 1
+    _settings(prompt="a person stands up", takes=1)
+    assert temos.ops_generate.prompt_warnings(bpy.context) == []
 
 
 def test_panel_shows_progress_and_cancel_while_a_generation_runs(temos, layout_recorder):
