@@ -803,7 +803,9 @@ def _summary(result: dict) -> str:
         files = [manifest["blend"], *(f for t in manifest["takes"] for f in t["files"].values())]
         if manifest["preview"]:
             files.append(manifest["preview"])
-        lines.append(f'{len(manifest["takes"])} takes of "{manifest["prompt"]}" ({manifest["model_id"]}) in {folder}:')
+        n = len(manifest["takes"])
+        takes = f"{n} take{'s' if n != 1 else ''}"
+        lines.append(f'{takes} of "{manifest["prompt"]}" ({manifest["model_id"]}) in {folder}:')
         lines.append("  " + ", ".join(files))
         lines.extend(f"  warning: {text}" for text in manifest["warnings"])
         if manifest["preview"]:

@@ -115,6 +115,21 @@ def test_prompts_file_skips_blank_and_comment_lines(tmp_path):
     assert options.batch
 
 
+def test_the_summary_names_the_files_and_the_prompt_warnings():
+    manifest = {"folder": ".", "blend": "takes.blend", "preview": None, "prompt": "a person sits down",
+                "model_id": "m", "takes": [{"files": {"bvh": "take_01.bvh"}}], "warnings": ["No sitting here."]}  # fmt: skip
+    text = cli._summary({"out": "out", "timings_s": {"generate": 1.0}, "results": [manifest]})
+
+    assert text.splitlines()[:3] == [
+        '1 take of "a person sits down" (m) in out:',
+        "  takes.blend, take_01.bvh",
+        "  warning: No sitting here.",
+    ]
+    two = dict(manifest, takes=manifest["takes"] * 2, warnings=[])
+    assert "2 takes of" in cli._summary({"out": "out", "timings_s": {}, "results": [two]})
+    assert "warning" not in cli._summary({"out": "out", "timings_s": {}, "results": [two]})
+
+
 def test_rigs_lists_the_bone_map_presets(capsys):
     assert cli.run(["rigs", "--json"]) == cli.EXIT_OK
     result = json.loads(capsys.readouterr().out)
