@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -833,6 +834,10 @@ def main(argv: list[str] | None = None) -> int:
             set_normalisation()
     if args.resume and (out / "last.pt").is_file():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        if _is_main():
+            at = json.loads(ckpt["state"])["step"]
+            unused = f"; --init-from {args.init_from} is not used (a new run needs a new --out)" if args.init_from else ""
+            print(f"Resuming {out} at step {at} from its last.pt{unused}.", file=sys.stderr, flush=True)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         gen.set_state(ckpt["generator"][rank] if rank < len(ckpt["generator"]) else ckpt["generator"][0])

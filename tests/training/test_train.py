@@ -405,6 +405,19 @@ def test_init_from_a_model_folder_starts_from_its_weights(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+def test_resuming_says_so_and_that_init_from_is_not_used(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    common = ["--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "2"]
+    assert main(common) == 0
+    capsys.readouterr()
+    assert main([*common, "--resume", "--init-from", str(tmp_path / "elsewhere")]) == 0
+
+    err = capsys.readouterr().err
+    assert f"Resuming {tmp_path / 'run'} at step 2 from its last.pt; --init-from {tmp_path / 'elsewhere'} is not used" in err
+
+
+@pytest.mark.slow
 def test_a_stop_between_validations_leaves_a_snapshot_and_a_log_row_of_the_last_step(tmp_path, monkeypatch):
     from temos_blender.evaluate.select import snapshots, validation_log
 
