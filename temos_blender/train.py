@@ -752,6 +752,33 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
             "val_energy_motion": energy_motion / max(energy_true, 1e-9)}  # fmt: skip
 
 
+def grow_decoder(model: Temos, start: Temos) -> tuple[int, int]:
+    """Load ``start`` into ``model``, whose decoder has more layers, so that both compute the same function.
+
+    Every tensor of ``start`` is copied; the decoder's extra layers come last (before the final norm) with the
+    outputs of their three residual branches (self-attention, cross-attention, feed-forward) set to zero, so each
+    starts as the identity and learns from there. Needs pre-norm layers (``norm_first``): a post-norm layer
+    normalises the residual stream and is never the identity. Returns (layers before, layers after).
+    """
+    before = len(start.motiondecoder.seqTransDecoder.layers)
+    after = len(model.motiondecoder.seqTransDecoder.layers)
+    if after <= before or not model.cfg.norm_first:
+        raise SystemExit(
+            f"--init-from can grow a pre-norm decoder only (from {before} to {after} layers, norm_first "
+            f"{model.cfg.norm_first})"
+        )
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in start.state_dict().items()}, strict=False)
+    new = tuple(f"motiondecoder.seqTransDecoder.layers.{i}." for i in range(before, after))
+    if unexpected or any(not k.startswith(new) for k in missing):
+        raise SystemExit(f"--init-from: weights do not fit the grown model ({(unexpected or missing)[:3]})")
+    with torch.no_grad():
+        for layer in model.motiondecoder.seqTransDecoder.layers[before:]:
+            for out_proj in (layer.self_attn.out_proj, layer.multihead_attn.out_proj, layer.linear2):
+                out_proj.weight.zero_()
+                out_proj.bias.zero_()
+    return before, after
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m temos_blender.train", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="training config JSON (see configs/)")
@@ -826,10 +853,16 @@ def main(argv: list[str] | None = None) -> int:
         from .core.weights import load_model
 
         start = load_model(args.init_from)
-        if asdict(start.cfg) != asdict(mcfg):
-            differ = sorted(k for k, v in asdict(mcfg).items() if asdict(start.cfg).get(k) != v)
+        differ = sorted(k for k, v in asdict(mcfg).items() if asdict(start.cfg).get(k) != v)
+        if differ == ["decoder_layers"]:
+            grown = grow_decoder(model, start)
+            if _is_main():
+                print(f"Decoder grown from {grown[0]} to {grown[1]} layers; the new layers start as the identity.",
+                      file=sys.stderr, flush=True)  # fmt: skip
+        elif differ:
             raise SystemExit(f"--init-from {args.init_from}: its config differs from {args.config} in {differ}")
-        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+        else:
+            model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
         if args.renormalize:
             set_normalisation()
     if args.resume and (out / "last.pt").is_file():

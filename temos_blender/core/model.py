@@ -40,6 +40,9 @@ class TemosConfig:
     """Hidden width of the transformer feed-forward blocks (official: 1024)."""
     num_layers: int = 6
     """Layers in each of the text encoder, motion encoder and decoder (official: 6)."""
+    decoder_layers: int | None = None
+    """Layers in the decoder when it differs from ``num_layers`` (a decoder grown after training; see
+    ``train.py --init-from``). None: ``num_layers``."""
     num_heads: int = 4
     """Attention heads (official: 4 — its YAML keys are misspelled, so the code's default applies)."""
     dropout: float = 0.1
@@ -75,7 +78,10 @@ class TemosConfig:
         return cls(**d)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["decoder_layers"] is None:  # config.json of a model whose stacks are all alike stays as it was
+            del d["decoder_layers"]
+        return d
 
 
 class PositionalEncoding(nn.Module):
@@ -163,7 +169,7 @@ class MotionDecoder(nn.Module):
             cfg.latent_dim, cfg.num_heads, cfg.ff_size, cfg.dropout, cfg.activation, batch_first=True,
             norm_first=cfg.norm_first,
         )  # fmt: skip
-        self.seqTransDecoder = nn.TransformerDecoder(layer, cfg.num_layers, norm=_final_norm(cfg))
+        self.seqTransDecoder = nn.TransformerDecoder(layer, cfg.decoder_layers or cfg.num_layers, norm=_final_norm(cfg))
         self.final_layer = nn.Linear(cfg.latent_dim, cfg.nfeats)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,9 @@ hide a mismatch (the official TEMOS YAML lost its head count that way). The othe
 
 def _config_value_problem(name: str, value, default) -> str:
     """Why ``value`` cannot be the config field ``name`` whose default is ``default`` (empty when it can)."""
+    if default is None:  # optional whole number (decoder_layers): absent/null, or at least 1
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+        return "" if ok else f"config.json key {name!r} must be a whole number of at least 1, or null; got {value!r}."
     if isinstance(default, bool) or isinstance(value, bool):
         ok = type(value) is type(default)
     elif isinstance(default, int):

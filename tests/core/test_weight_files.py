@@ -161,6 +161,8 @@ def test_config_that_is_not_a_json_object_is_refused(folder, content, message):
         ("fps", None, "'fps' must be a finite number; got None"),
         ("max_duration_s", float("nan"), "'max_duration_s' must be a finite number; got nan"),
         ("text_model", 7, "'text_model' must be text; got 7"),
+        ("decoder_layers", 0, "'decoder_layers' must be a whole number of at least 1, or null; got 0"),
+        ("decoder_layers", "7", "'decoder_layers' must be a whole number of at least 1, or null; got '7'"),
     ],
 )
 def test_config_value_of_the_wrong_type_is_refused_naming_the_key(folder, key, value, message):

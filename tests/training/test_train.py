@@ -405,6 +405,62 @@ def test_init_from_a_model_folder_starts_from_its_weights(tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+def test_init_from_a_smaller_decoder_grows_it_into_the_same_function_then_trains_and_exports(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    tiny = json.loads(TINY.read_text())
+    tiny["model"]["norm_first"] = True  # a post-norm layer is never the identity (refused below)
+    (tmp_path / "pre.json").write_text(json.dumps(tiny))
+    first = ["--config", str(tmp_path / "pre.json"), "--data", str(data), "--out", str(tmp_path / "first")]
+    assert main([*first, "--export", str(tmp_path / "small")]) == 0
+    layers = tiny["model"]["num_layers"]
+    tiny["model"]["decoder_layers"] = layers + 2
+    grown_cfg = tmp_path / "grown.json"
+    grown_cfg.write_text(json.dumps(tiny))
+    common = ["--config", str(grown_cfg), "--data", str(data), "--init-from", str(tmp_path / "small")]
+    capsys.readouterr()
+    assert main([*common, "--out", str(tmp_path / "grown"), "--max-steps", "0", "--export", str(tmp_path / "grown0")]) == 0
+    assert f"Decoder grown from {layers} to {layers + 2} layers" in capsys.readouterr().err
+
+    small, grown = load_model(tmp_path / "small"), load_model(tmp_path / "grown0")
+    assert grown.cfg.decoder_layers == layers + 2 and len(grown.motiondecoder.seqTransDecoder.layers) == layers + 2
+    assert json.loads((tmp_path / "grown0" / "config.json").read_text())["decoder_layers"] == layers + 2
+    assert "decoder_layers" not in json.loads((tmp_path / "small" / "config.json").read_text())
+    z, mask = torch.randn(3, small.cfg.latent_dim), torch.ones(3, 20, dtype=torch.bool)
+    with torch.no_grad():
+        torch.testing.assert_close(grown.decode(z, mask), small.decode(z, mask), rtol=0, atol=1e-6)
+
+    # the new layers learn: a few steps move them and the decoded motion away from the start
+    assert main([*common, "--out", str(tmp_path / "trained"), "--max-steps", "3", "--export", str(tmp_path / "grown3")]) == 0
+    trained = load_model(tmp_path / "grown3")
+    with torch.no_grad():
+        assert trained.motiondecoder.seqTransDecoder.layers[-1].linear2.weight.abs().max() > 0
+        assert not torch.allclose(trained.decode(z, mask), small.decode(z, mask), atol=1e-4)
+
+    tiny["model"]["norm_first"] = False
+    (tmp_path / "post.json").write_text(json.dumps(tiny))
+    assert main(["--config", str(tmp_path / "post.json"), "--data", str(data), "--out", str(tmp_path / "p"), "--export", str(tmp_path / "post")]) == 0
+    tiny["model"]["decoder_layers"] += 1
+    (tmp_path / "post-grown.json").write_text(json.dumps(tiny))
+    with pytest.raises(SystemExit, match="can grow a pre-norm decoder only"):
+        main(["--config", str(tmp_path / "post-grown.json"), "--data", str(data), "--out", str(tmp_path / "pg"),
+              "--init-from", str(tmp_path / "post")])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_init_from_refuses_a_model_that_differs_in_more_than_the_decoder_depth(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    assert main(["--config", str(TINY), "--data", str(data), "--out", str(tmp_path / "first"), "--export", str(tmp_path / "small")]) == 0
+    tiny = json.loads(TINY.read_text())
+    tiny["model"]["ff_size"] = 2 * tiny["model"].get("ff_size", 64)
+    other = tmp_path / "wider.json"
+    other.write_text(json.dumps(tiny))
+    with pytest.raises(SystemExit, match="differs .* in \\['ff_size'\\]"):
+        main(["--config", str(other), "--data", str(data), "--out", str(tmp_path / "w"), "--init-from", str(tmp_path / "small")])
+
+
+@pytest.mark.slow
 def test_resuming_says_so_and_that_init_from_is_not_used(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     data = _write_cache(tmp_path)
