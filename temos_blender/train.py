@@ -201,6 +201,10 @@ class TrainConfig:
     1e-5 × latent_dim is the same as 1e-5 on KLs summed over the dimensions."""
     latent_weight: float = 1e-5
     """Weight of the SmoothL1 between text and motion latents."""
+    trainable: list[str] | None = None
+    """Names (prefixes of parameter names, e.g. ``"motiondecoder.seqTransDecoder.layers.6."``) of the only parameters
+    the run updates; the rest stay frozen. None = every parameter. With a decoder grown by ``--init-from``, training
+    the new layers alone adds what the start lacked without rewriting what it had."""
     grad_clip: float = 1.0
     """Gradient-norm clip."""
     val_every: int = 500
@@ -846,7 +850,13 @@ def main(argv: list[str] | None = None) -> int:
         dist.barrier()
         texts.build([t for c in train_clips + val_clips for t in c["texts"]])
 
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for n, p in model.named_parameters() if cfg.trainable is None or n.startswith(tuple(cfg.trainable))]
+    if not params:
+        raise SystemExit(f"{args.config}: no parameter name starts with any of trainable {cfg.trainable}")
+    chosen = {id(p) for p in params}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in chosen)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1000 * rank)
     state = {"step": 0, "best": float("inf"), "elapsed_s": 0.0, "history": []}
     if args.init_from and not (args.resume and (out / "last.pt").is_file()):

@@ -448,6 +448,36 @@ def test_init_from_a_smaller_decoder_grows_it_into_the_same_function_then_trains
 
 
 @pytest.mark.slow
+def test_trainable_updates_the_named_parameters_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = _write_cache(tmp_path)
+    tiny = json.loads(TINY.read_text())
+    tiny["model"]["norm_first"] = True
+    (tmp_path / "pre.json").write_text(json.dumps(tiny))
+    assert main(["--config", str(tmp_path / "pre.json"), "--data", str(data), "--out", str(tmp_path / "first"),
+                 "--export", str(tmp_path / "small")]) == 0  # fmt: skip
+    new_layer = f"motiondecoder.seqTransDecoder.layers.{tiny['model']['num_layers']}."
+    tiny["model"]["decoder_layers"] = tiny["model"]["num_layers"] + 1
+    tiny["trainable"] = [new_layer]
+    (tmp_path / "adapter.json").write_text(json.dumps(tiny))
+    common = ["--config", str(tmp_path / "adapter.json"), "--data", str(data), "--init-from", str(tmp_path / "small")]
+    assert main([*common, "--out", str(tmp_path / "adapter"), "--max-steps", "3"]) == 0
+
+    start = {k: v.float() for k, v in load_model(tmp_path / "small").state_dict().items()}
+    after = _state(tmp_path / "adapter")
+    for k, v in after.items():
+        if k.startswith(new_layer):
+            continue
+        torch.testing.assert_close(v, start[k], rtol=0, atol=0, msg=f"{k} is frozen")
+    assert after[new_layer + "linear2.weight"].abs().max() > 0, "the new layer trains"
+
+    tiny["trainable"] = ["decoder.nothing."]
+    (tmp_path / "none.json").write_text(json.dumps(tiny))
+    with pytest.raises(SystemExit, match="no parameter name starts with any of trainable"):
+        main(["--config", str(tmp_path / "none.json"), "--data", str(data), "--out", str(tmp_path / "n")])
+
+
+@pytest.mark.slow
 def test_init_from_refuses_a_model_that_differs_in_more_than_the_decoder_depth(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = _write_cache(tmp_path)
