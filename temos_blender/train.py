@@ -203,8 +203,8 @@ class TrainConfig:
     """Weight of the SmoothL1 between text and motion latents."""
     trainable: list[str] | None = None
     """Names (prefixes of parameter names, e.g. ``"motiondecoder.seqTransDecoder.layers.6."``) of the only parameters
-    the run updates; the rest stay frozen. None = every parameter. With a decoder grown by ``--init-from``, training
-    the new layers alone adds what the start lacked without rewriting what it had."""
+    the run updates; the rest stay frozen (e.g. only the new layers of a decoder grown by ``--init-from``, or only the
+    text encoder). None = every parameter."""
     grad_clip: float = 1.0
     """Gradient-norm clip."""
     val_every: int = 500
@@ -766,7 +766,10 @@ def grow_decoder(model: Temos, start: Temos) -> tuple[int, int]:
     """
     before = len(start.motiondecoder.seqTransDecoder.layers)
     after = len(model.motiondecoder.seqTransDecoder.layers)
-    if after <= before or not model.cfg.norm_first:
+    if after == before:  # decoder_layers spelled out as num_layers on one side only: the same network
+        model.load_state_dict({k: v.float() for k, v in start.state_dict().items()})
+        return before, after
+    if after < before or not model.cfg.norm_first:
         raise SystemExit(
             f"--init-from can grow a pre-norm decoder only (from {before} to {after} layers, norm_first "
             f"{model.cfg.norm_first})"
@@ -866,7 +869,7 @@ def main(argv: list[str] | None = None) -> int:
         differ = sorted(k for k, v in asdict(mcfg).items() if asdict(start.cfg).get(k) != v)
         if differ == ["decoder_layers"]:
             grown = grow_decoder(model, start)
-            if _is_main():
+            if _is_main() and grown[1] > grown[0]:
                 print(f"Decoder grown from {grown[0]} to {grown[1]} layers; the new layers start as the identity.",
                       file=sys.stderr, flush=True)  # fmt: skip
         elif differ:

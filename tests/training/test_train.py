@@ -430,6 +430,15 @@ def test_init_from_a_smaller_decoder_grows_it_into_the_same_function_then_trains
     with torch.no_grad():
         torch.testing.assert_close(grown.decode(z, mask), small.decode(z, mask), rtol=0, atol=1e-6)
 
+    # decoder_layers equal to num_layers is the same network: a plain start
+    tiny["model"]["decoder_layers"] = layers
+    (tmp_path / "same.json").write_text(json.dumps(tiny))
+    assert main(["--config", str(tmp_path / "same.json"), "--data", str(data), "--init-from", str(tmp_path / "small"),
+                 "--out", str(tmp_path / "same"), "--max-steps", "0"]) == 0  # fmt: skip
+    for k, v in small.state_dict().items():
+        torch.testing.assert_close(_state(tmp_path / "same")[k], v.float(), rtol=0, atol=0, msg=k)
+    tiny["model"]["decoder_layers"] = layers + 2
+
     # the new layers learn: a few steps move them and the decoded motion away from the start
     assert main([*common, "--out", str(tmp_path / "trained"), "--max-steps", "3", "--export", str(tmp_path / "grown3")]) == 0
     trained = load_model(tmp_path / "grown3")
