@@ -4,6 +4,7 @@
 - 4.4 / 4.5 LTS: slotted actions; F-curves live in ``action.layers[0].strips[0].channelbag(slot)``; F-curve groups
   are made in ``channelbag.groups`` (``fcurves.new`` has no ``group_name`` yet).
 - 5.0: ``action.fcurves`` is gone; ``channelbag.fcurves.new(..., group_name=…)`` creates and fills the group.
+  A new world comes with a node tree and ``World.use_nodes`` is deprecated (to be removed in 6.0).
 
 Every function takes the slot that :func:`ensure_slot` returned (``None`` on 4.2) so callers never branch.
 """
@@ -109,3 +110,19 @@ def new_nla_strip(track: bpy.types.NlaTrack, name: str, start_frame: int, action
 def strip_slot(strip: bpy.types.NlaStrip):
     """The slot an NLA strip plays (``None`` on 4.2)."""
     return strip.action_slot if SLOTTED_ACTIONS else None
+
+
+def set_world_color(world: bpy.types.World, rgb) -> None:
+    """A flat background of colour ``rgb`` for Workbench and Cycles alike, on every version.
+
+    Workbench reads ``world.color``. Cycles reads it only from a world without nodes (a new world on 4.x); a world
+    with a node tree (every new world on 5.0) shows its Background nodes, whose colour is set to the same value.
+    ``World.use_nodes`` is never touched (deprecated on 5.0).
+    """
+    world.color = tuple(rgb)
+    if world.node_tree is None:
+        return
+    for node in world.node_tree.nodes:
+        if node.bl_idname == "ShaderNodeBackground":
+            node.inputs["Color"].default_value = (*rgb, 1.0)
+            node.inputs["Strength"].default_value = 1.0

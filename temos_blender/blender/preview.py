@@ -339,10 +339,8 @@ def build_preview_scene(obj: bpy.types.Object, resolution: tuple[int, int] = RES
     floor = bpy.data.objects.new("TEMOS Preview Floor", floor_mesh)
     collection.objects.link(floor)
 
-    world = scene.world or bpy.data.worlds.new("TEMOS Preview World")
-    scene.world = world
-    world.use_nodes = False
-    world.color = BACKGROUND_COLOR
+    scene.world = bpy.data.worlds.new("TEMOS Preview World")  # the file's own world (an HDRI, say) is left alone
+    compat.set_world_color(scene.world, BACKGROUND_COLOR)
     scene.frame_start, scene.frame_end = start, end
     scene.frame_set(start)
     return start, end
@@ -381,7 +379,7 @@ def configure_render(scene, engine: str, resolution: tuple[int, int]) -> None:
         sun = bpy.data.objects.new("TEMOS Preview Sun", sun_data)
         sun.rotation_euler = Euler((math.radians(50), math.radians(10), math.radians(-30)))
         bpy.data.collections[PREVIEW_COLLECTION].objects.link(sun)
-        scene.world.color = tuple(c * 0.6 for c in BACKGROUND_COLOR)  # Cycles: the world is also a light
+        compat.set_world_color(scene.world, tuple(c * 0.6 for c in BACKGROUND_COLOR))  # also a light in Cycles
     else:
         raise ValueError(f"Render engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
 

@@ -115,3 +115,14 @@ def test_only_compat_checks_the_blender_version():
     ]
 
     assert offenders == []
+
+
+def test_world_colour_is_what_workbench_and_cycles_show(compat):
+    world = bpy.data.worlds.new("World")
+    compat.set_world_color(world, (0.2, 0.4, 0.6))
+    assert tuple(world.color) == pytest.approx((0.2, 0.4, 0.6))  # Workbench; Cycles on a world without nodes
+    nodes = world.node_tree.nodes if world.node_tree is not None else []
+    backgrounds = [n for n in nodes if n.bl_idname == "ShaderNodeBackground"]
+    assert bool(backgrounds) == (bpy.app.version >= (5, 0, 0))  # only 5.0 gives a new world nodes
+    for node in backgrounds:  # what Cycles shows when the world has nodes
+        assert tuple(node.inputs["Color"].default_value) == pytest.approx((0.2, 0.4, 0.6, 1.0))
