@@ -40,11 +40,11 @@ COMPAT_BPY ?= 4.2 5.0
 BPY_TESTS := tests/blender tests/retarget tests/data/test_bvh.py tests/evaluate/test_qualitative.py tests/test_cli.py \
 	tests/test_worker.py
 
-## test-compat: the tests that drive Blender, again under each other supported bpy module (4.2 LTS and 5.0; 4.5 is
-## `make test`'s), each in its own environment (.venv-bpy42, .venv-bpy50) made on first use
+## test-compat: the tests that drive Blender and the release test, again under each other supported bpy module
+## (4.2 LTS and 5.0; 4.5 is `make test`'s), each in its own environment (.venv-bpy42, .venv-bpy50) made on first use
 test-compat: data $(foreach v,$(COMPAT_BPY),.venv-bpy$(subst .,,$(v))/.stamp)
-	set -e; for v in $(COMPAT_BPY); do \
-		echo "== bpy $$v"; .venv-bpy$${v/./}/bin/python -m pytest $(BPY_TESTS) $(PYTEST_ARGS); done
+	set -e; for v in $(COMPAT_BPY); do echo "== bpy $$v"; \
+		TEMOS_RELEASE_TEST=1 .venv-bpy$${v/./}/bin/python -m pytest $(BPY_TESTS) tests/release $(PYTEST_ARGS); done
 
 .venv-bpy%/.stamp: pyproject.toml
 	test -x .venv-bpy$*/bin/python || $(PYTHON) -m venv .venv-bpy$*
