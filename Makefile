@@ -73,12 +73,12 @@ data: venv
 ## groups: configs/budget-base-grouped.json cut at step 8,500 of its 10,000-step schedule; configs/finetune-energy.json
 ## for 750 steps; at the rare-action balance, with jumps held after landing, configs/finetune-rare-root-hold.json
 ## (1,000) and configs/finetune-rare-balanced-hold.json (750), both at lr 2e-4; configs/finetune-wave-fill-torso-root60.json
-## (the long-wave stage with the root's height and velocity weighted 60), whose step 250 is exported (the release
+## (the long-wave stage with the root's height and velocity weighted 60) to its step 250, which is exported (the release
 ## before the last two, 136 minutes); then the jump stage, configs/finetune-rare-balanced-hold-rootjump60-bowkick.json
 ## (the jump clips' root weighted 60; the bow clips' torso and the kick clips' legs weighted 10) for 100 steps at lr
 ## 2e-4, and the long-wave stage again with the same bow and kick weights,
 ## configs/finetune-wave-fill-torso-root60-bowkick.json, whose step 250 is exported over the bundled weights (model
-## card, Training); about 140 minutes on 2 CPU cores.
+## card, Training; every run behind it: docs/MODEL_HISTORY.md); about 140 minutes on 2 CPU cores.
 ## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them:
 ## make compare MODEL=folder). Every stage stops at its step, never on the clock (--time-budget-min 0): a slower
 ## machine takes longer, it does not cut a stage short of the snapshot the next one starts from
@@ -93,7 +93,7 @@ train: data
 		--init-from runs/train/stage2/snapshots/step000750
 	$(TRAIN) --config configs/finetune-rare-balanced-hold.json --lr 2e-4 $(FAST) --out runs/train/stage4 --stop-at 750 \
 		--init-from runs/train/stage3/snapshots/step001000
-	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage5 --stop-at 750 \
+	$(TRAIN) --config configs/finetune-wave-fill-torso-root60.json $(FAST) --out runs/train/stage5 --stop-at 250 \
 		--init-from runs/train/stage4/snapshots/step000750
 	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export runs/train/stage5/export
 	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60-bowkick.json --lr 2e-4 $(FAST) --out runs/train/stage6 \
@@ -107,7 +107,7 @@ train: data
 ## that checkpoint selection chooses (validation retrieval, reconstruction, FID, speed of long runs; temos_blender/evaluate/select.py; over
 ## stage 2 alone, because its energy term trades the frame-by-frame reconstruction the rule bands on); then, at a low
 ## learning rate, configs/finetune-rare-root.json from that export (its last snapshot is exported) and
-## configs/finetune-rare-balanced.json from that (its step 750 is exported: the model card's rule for rare actions),
+## configs/finetune-rare-balanced.json from that (its step 750 is exported: the rule for rare actions in docs/MODEL_HISTORY.md),
 ## then configs/finetune-wave-fill-torso.json from that (its step 750 is exported: the card's rule for long waves)
 train-long: data
 	$(PY) -m temos_blender.train --config configs/bundled.json --out runs/bundled --resume
@@ -125,7 +125,7 @@ train-long: data
 	$(PY) -m temos_blender.evaluate.select runs/bundled-waves --step 750 --export vendor_models/temos-cmu-kitml
 
 ## train-more: another round of training that starts from the bundled weights: stage 3's recipe (low learning rate, a
-## fresh optimizer; stage 2's peak rate costs 1-3 points of validation R@3 when restarted, see the model card), then
+## fresh optimizer; stage 2's peak rate costs 1-3 points of validation R@3 when restarted, see docs/MODEL_HISTORY.md), then
 ## selects over the new run's snapshots and exports the choice over the bundled weights
 train-more: data
 	$(PY) -m temos_blender.train --config configs/finetune-rare-root.json --out runs/more --resume \

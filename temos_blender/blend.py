@@ -5,7 +5,7 @@
 
 A short fine-tuning moves a model a short way; the points on the straight line between the two models keep much of
 what it taught at less of its cost elsewhere (weight-space ensembling: Wortsman et al., "Robust fine-tuning of
-zero-shot models", CVPR 2022). The model card (Training, "Jumps at the captured height") measures such blends.
+zero-shot models", CVPR 2022). `docs/MODEL_HISTORY.md` (Training, "Jumps at the captured height") measures such blends.
 """
 
 from __future__ import annotations

@@ -232,7 +232,7 @@ def qualitative_markdown(rows: list[dict], header: dict, lengths: list[dict] | N
     lines += [
         "",
         "Prompts asking for actions the training data barely contains (a jump, a kick, a bow, sitting down; see "
-        "the data's action counts in the model card) are the hardest: they fail or come out as the nearest frequent "
+        "the data's action counts in `docs/DATA.md`) are the hardest: they fail or come out as the nearest frequent "
         "action unless training gives them room (the table above says which work with these weights); left/right "
         "and style words are the finest distinctions the model has to learn from the text.",
         "",

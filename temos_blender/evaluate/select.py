@@ -163,7 +163,7 @@ def select(
 ) -> dict:
     """Score the snapshots of one run, or of several runs in training order (a run continued from another's weights
     comes after it), the ``last`` N of each only when given — or only the snapshot at ``step`` (a choice made
-    elsewhere, e.g. by the model card's rule for stage 4) — and choose one; returns the report dict."""
+    elsewhere, e.g. by the rule for stage 4 in docs/MODEL_HISTORY.md) — and choose one; returns the report dict."""
     from tqdm import tqdm
 
     from ..core.weights import read_config
