@@ -76,8 +76,8 @@ data: venv
 ## (the long-wave stage with the root's height and velocity weighted 60) to its step 250, which is exported (the release
 ## before the last two, 136 minutes); then the jump stage, configs/finetune-rare-balanced-hold-rootjump60-bowkick.json
 ## (the jump clips' root weighted 60; the bow clips' torso and the kick clips' legs weighted 10) for 100 steps at lr
-## 2e-4, and the long-wave stage again with the same bow and kick weights,
-## configs/finetune-wave-fill-torso-root60-bowkick.json, whose step 250 is exported over the bundled weights (model
+## 2e-4, and the long-wave stage again with the same bow and kick weights and the motion-energy term at 2.5,
+## configs/finetune-wave-fill-torso-root60-bowkick-energy25.json, whose step 250 is exported over the bundled weights (model
 ## card, Training; every run behind it: docs/MODEL_HISTORY.md); about 140 minutes on 2 CPU cores.
 ## TRAIN_EXPORT=folder exports elsewhere, keeping the bundled weights (to compare a reproduction with them:
 ## make compare MODEL=folder). Every stage stops at its step, never on the clock (--time-budget-min 0): a slower
@@ -98,7 +98,7 @@ train: data
 	$(PY) -m temos_blender.evaluate.select runs/train/stage5 --step 250 --export runs/train/stage5/export
 	$(TRAIN) --config configs/finetune-rare-balanced-hold-rootjump60-bowkick.json --lr 2e-4 $(FAST) --out runs/train/stage6 \
 		--stop-at 100 --init-from runs/train/stage5/export
-	$(TRAIN) --config configs/finetune-wave-fill-torso-root60-bowkick.json $(FAST) --out runs/train/stage7 --stop-at 250 \
+	$(TRAIN) --config configs/finetune-wave-fill-torso-root60-bowkick-energy25.json $(FAST) --out runs/train/stage7 --stop-at 250 \
 		--init-from runs/train/stage6/snapshots/step000100
 	$(PY) -m temos_blender.evaluate.select runs/train/stage7 --step 250 --export $(TRAIN_EXPORT)
 
