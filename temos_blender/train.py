@@ -178,6 +178,12 @@ class TrainConfig:
     energy_window: int = 12
     """Frames per window of the energy term (12 at 12.5 fps ≈ 1 s, about one wave stroke or one stride); windows
     overlap by half and only windows inside the clip count."""
+    accel_energy_weight: float = 0.0
+    """Weight of the energy term's second-order counterpart: each joint's rotation *acceleration* (the norm of the
+    second difference of its 6-D features) averaged over the same windows, SmoothL1 against the data's (see
+    :func:`motion_energy`, ``order=2``). A heavy energy term buys lively limbs with high-frequency motion the data
+    does not have (jerk above the captured clips'); this term asks for the data's amount of it, again without
+    asking for a timing. 0 = off."""
     root_weight: float = 1.0
     """Weight of the root's three features (height, horizontal velocity) in the pose and velocity terms, against 1
     for each of the 132 rotation features; 1 = the paper. They are 3 of 135 numbers but carry the whole trajectory,
@@ -404,7 +410,7 @@ def loss_shares(mask: torch.Tensor, part: torch.Tensor, cfg: TrainConfig) -> dic
     ``frames`` (the pose terms), valid frame ``pairs`` (the velocity terms), energy ``windows`` and ``clips`` (the
     KL and latent terms). With these weights the groups' losses add up to the whole batch's."""
     pairs = mask[:, 1:] & mask[:, :-1]
-    windows = _energy_windows(mask, cfg.energy_window).sum(1) if cfg.energy_weight else None
+    windows = _energy_windows(mask, cfg.energy_window).sum(1) if cfg.energy_weight or cfg.accel_energy_weight else None
 
     def share(per_clip: torch.Tensor) -> float:
         total = float(per_clip.sum())
@@ -456,6 +462,10 @@ def temos_losses(
         energy = sum(energy_loss(x, motion, mask, cfg.energy_window) for x in (o["from_text"], o["from_motion"]))
         out["total"] = out["total"] + w["windows"] * cfg.energy_weight * energy
         out["energy"] = energy
+    if cfg.accel_energy_weight:
+        accel = sum(energy_loss(x, motion, mask, cfg.energy_window, order=2) for x in (o["from_text"], o["from_motion"]))
+        out["total"] = out["total"] + w["windows"] * cfg.accel_energy_weight * accel
+        out["accel_energy"] = accel
     return out
 
 
@@ -481,7 +491,8 @@ def grouped_step(
             losses = temos_losses(net, text_feats[part], text_mask[part], motion[part, :t], mask[part, :t], cfg,
                                   motion_noise, shares, part_contents)  # fmt: skip
             losses["total"].backward()
-        weight = {"rec_text": "frames", "rec_motion": "frames", "velocity": "pairs", "energy": "windows"}
+        weight = {"rec_text": "frames", "rec_motion": "frames", "velocity": "pairs", "energy": "windows",
+                  "accel_energy": "windows"}
         for name, value in losses.items():
             if name != "total":
                 share = shares.get(weight.get(name, "clips"), 0.0)
@@ -490,24 +501,30 @@ def grouped_step(
     return averaged
 
 
-def motion_energy(x: torch.Tensor, mask: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each joint's rotation speed averaged over windows: (B, T, 135) features, (B, T) mask → energies (B, W, 22)
-    and the windows that lie wholly inside the clip (B, W). Windows of ``window`` frame-to-frame changes, hop
-    ``window // 2``; a clip shorter than one window has none."""
+def motion_energy(
+    x: torch.Tensor, mask: torch.Tensor, window: int, order: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each joint's rotation speed (``order`` 1) or acceleration (2) averaged over windows: (B, T, 135) features,
+    (B, T) mask → energies (B, W, 22) and the windows that lie wholly inside the clip (B, W). Windows of ``window``
+    frame-to-frame changes, hop ``window // 2``; a clip shorter than one window has none. A window's accelerations
+    are the second differences of the frames its changes span, so both orders see the same frames."""
     b, t = mask.shape
     if t - 1 < window:
         return x.new_zeros(b, 0, NUM_JOINTS), mask.new_zeros(b, 0)
     rot = x[..., 3:].reshape(b, t, NUM_JOINTS, 6)
-    speed = (rot[:, 1:] - rot[:, :-1]).norm(dim=-1)  # (B, T-1, 22)
-    energy = speed.unfold(1, window, max(1, window // 2)).mean(-1)  # (B, W, 22)
+    change = rot[:, 1:] - rot[:, :-1]  # (B, T-1, 22, 6)
+    if order == 2:
+        change = F.pad(change[:, 1:] - change[:, :-1], (0, 0, 0, 0, 0, 1))  # index i: frames i..i+2
+    per_window = change.norm(dim=-1).unfold(1, window, max(1, window // 2))  # (B, W, 22, window)
+    energy = (per_window[..., :-1] if order == 2 else per_window).mean(-1)
     return energy, _energy_windows(mask, window)
 
 
-def energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, window: int) -> torch.Tensor:
+def energy_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, window: int, order: int = 1) -> torch.Tensor:
     """SmoothL1 between the windowed joint energies (:func:`motion_energy`) of ``pred`` and ``target``, averaged over
     the windows inside the clips and the joints; 0 when no clip spans a window."""
-    e_pred, inside = motion_energy(pred, mask, window)
-    e_true, _ = motion_energy(target, mask, window)
+    e_pred, inside = motion_energy(pred, mask, window, order)
+    e_true, _ = motion_energy(target, mask, window, order)
     if not inside.any():
         return pred.sum() * 0.0
     loss = F.smooth_l1_loss(e_pred, e_true, reduction="none").mean(-1)
@@ -717,10 +734,11 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
     the text branch cannot know a clip's phase, so its counterpart is not a target), and the mean posterior σ of the
     text and motion latents (``val_sigma_text``, ``val_sigma_motion``: the size of a fact-1 sample's step), and the joints'
     windowed rotation speed of both reconstructions as a share of the data's (``val_energy_text``,
-    ``val_energy_motion``; see :func:`motion_energy`: 1 = as lively as the data, whatever the timing)."""
+    ``val_energy_motion``; see :func:`motion_energy`: 1 = as lively as the data, whatever the timing) and the same
+    of the text branch's rotation acceleration (``val_accel_text``)."""
     model.eval()
     rec_t, rec_m, n, change_pred, change_true, dynamics, sigma_t, sigma_m = 0.0, 0.0, 0, 0.0, 0.0, 0.0, 0.0, 0.0
-    energy_true, energy_text, energy_motion = 0.0, 0.0, 0.0
+    energy_true, energy_text, energy_motion, accel_true, accel_text = 0.0, 0.0, 0.0, 0.0, 0.0
     for i in range(0, len(clips), 64):
         chunk = clips[i : i + 64]
         feats = [c["crop"](0, min(c["features"].shape[0], cfg.max_frames)) for c in chunk]
@@ -747,13 +765,16 @@ def validate(model: Temos, clips: list[dict], texts: TextFeatureCache, cfg: Trai
         energy_true += e_true[inside].sum().item()
         energy_text += motion_energy(from_text, mask, cfg.energy_window)[0][inside].sum().item()
         energy_motion += motion_energy(from_motion, mask, cfg.energy_window)[0][inside].sum().item()
+        accel_true += motion_energy(motion, mask, cfg.energy_window, order=2)[0][inside].sum().item()
+        accel_text += motion_energy(from_text, mask, cfg.energy_window, order=2)[0][inside].sum().item()
         n += len(chunk)
     model.train()
     return {"val_rec_text": rec_t / max(n, 1), "val_rec_motion": rec_m / max(n, 1),
             "val_change_ratio": change_pred / max(change_true, 1e-9), "val_dynamics_motion": dynamics / max(n, 1),
             "val_sigma_text": sigma_t / max(n, 1), "val_sigma_motion": sigma_m / max(n, 1),
             "val_energy_text": energy_text / max(energy_true, 1e-9),
-            "val_energy_motion": energy_motion / max(energy_true, 1e-9)}  # fmt: skip
+            "val_energy_motion": energy_motion / max(energy_true, 1e-9),
+            "val_accel_text": accel_text / max(accel_true, 1e-9)}  # fmt: skip
 
 
 def grow_decoder(model: Temos, start: Temos) -> tuple[int, int]:

@@ -363,6 +363,40 @@ def test_energy_term_charges_a_held_pose_but_not_the_same_motion_at_another_timi
     assert "energy" not in temos_losses(fake_pass(wave, held), None, None, wave, mask, TrainConfig(model={}))
 
 
+def test_acceleration_energy_charges_jitter_the_data_lacks_but_not_another_timing():
+    from temos_blender.train import TrainConfig, energy_loss, motion_energy, temos_losses
+
+    t = 40
+    mask = torch.ones(1, t, dtype=torch.bool)
+    wave = _waving_joints(t, 0.0)
+    late = _waving_joints(t, 0.37)
+    jitter = torch.zeros_like(wave)
+    jitter[..., 3:] = 0.2 * torch.where(torch.arange(t)[:, None] % 2 == 0, 1.0, -1.0)  # a two-frame shake
+    shaky = wave + jitter
+    accel, inside = motion_energy(wave, mask, 8, order=2)
+    assert accel.shape == (1, 8, 22) and inside.all()
+    # the second difference of a sine of period 8 frames is (2 sin(pi/8))^2 = 0.586 of its first difference's size
+    speed, _ = motion_energy(wave, mask, 8)
+    assert (accel / speed).mean().item() == pytest.approx(2 * np.sin(np.pi / 8), rel=0.05)
+    assert energy_loss(late, wave, mask, 8, order=2) < 0.01 * energy_loss(shaky, wave, mask, 8, order=2)
+    # frames past the clip's end are never read: a window's accelerations use the frames its changes span
+    padded = mask.clone()
+    padded[:, 17:] = False
+    noisy_tail = torch.where(padded[..., None], wave, 100 * torch.randn_like(wave))
+    assert energy_loss(noisy_tail, wave, padded, 8, order=2) == 0
+
+    def fake_pass(from_text, from_motion):
+        zeros = torch.zeros(1, 4)
+        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
+                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
+
+    cfg = TrainConfig(model={}, accel_energy_weight=3.0, energy_window=8)
+    losses = temos_losses(fake_pass(wave, shaky), None, None, wave, mask, cfg)
+    assert losses["accel_energy"] > 0
+    assert losses["total"] == pytest.approx(losses["rec_motion"] + 3.0 * losses["accel_energy"])
+    assert "accel_energy" not in temos_losses(fake_pass(wave, shaky), None, None, wave, mask, TrainConfig(model={}))
+
+
 def test_best_of_many_trains_only_the_draw_nearest_each_clip():
     from temos_blender.train import TrainConfig, TrainingPass, best_text_sample, temos_losses
 
@@ -605,7 +639,8 @@ def test_length_groups_give_the_whole_batchs_losses_and_gradient(root_content):
     tf, tm = torch.randn(7, 5, 8), torch.ones(7, 5, dtype=torch.bool)
     tm[1, 3:] = False
     cfg = TrainConfig(model={}, velocity_weight=3.0, energy_weight=1.0, energy_window=8, root_weight=10.0,
-                      kl_weight=1e-2, latent_weight=0.03, root_weight_content=root_content)  # fmt: skip
+                      kl_weight=1e-2, latent_weight=0.03, root_weight_content=root_content,
+                      accel_energy_weight=2.0)  # fmt: skip
     contents = ["jump", "walk", None, "walk", "jump", "run", "jump"]  # the root weighed per clip with root_content
 
     assert [p.tolist() for p in length_groups(lengths, 3)] == [[1, 6, 4], [2, 5], [0, 3]]
