@@ -301,6 +301,13 @@ def test_joint_weights_charge_the_named_joints_rotations_only():
         raise AssertionError("an unknown joint name must not be ignored")
 
 
+def _fake_pass(from_text: torch.Tensor, from_motion: torch.Tensor):
+    """A training pass that returns these reconstructions and zero latents (the loss terms alone under test)."""
+    zeros = torch.zeros(len(from_text), 4)
+    return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
+                       "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
+
+
 def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     from temos_blender.train import TrainConfig, temos_losses
 
@@ -309,17 +316,12 @@ def test_velocity_term_charges_a_still_pose_and_not_the_true_motion():
     mask[1, 7:] = False
     still = motion[:, :1].expand_as(motion).clone()
 
-    def fake_pass(from_text, from_motion):
-        zeros = torch.zeros(2, 4)
-        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
-                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
-
     cfg = TrainConfig(model={}, velocity_weight=2.0)
-    exact = temos_losses(fake_pass(motion, motion), None, None, motion, mask, cfg)
+    exact = temos_losses(_fake_pass(motion, motion), None, None, motion, mask, cfg)
     assert exact["velocity"] == 0 and exact["total"] == 0
-    frozen = temos_losses(fake_pass(motion, still), None, None, motion, mask, cfg)
+    frozen = temos_losses(_fake_pass(motion, still), None, None, motion, mask, cfg)
     assert frozen["velocity"] > 0 and frozen["total"] == pytest.approx(frozen["rec_motion"] + 2.0 * frozen["velocity"])
-    assert "velocity" not in temos_losses(fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
+    assert "velocity" not in temos_losses(_fake_pass(motion, still), None, None, motion, mask, TrainConfig(model={}))
 
 
 def _waving_joints(t: int, shift: float, amplitude: float = 1.0) -> torch.Tensor:
@@ -352,15 +354,10 @@ def test_energy_term_charges_a_held_pose_but_not_the_same_motion_at_another_timi
     assert energy_loss(noisy_tail, wave, padded, 8) < 0.01
     assert energy_loss(held[:, :6], wave[:, :6], mask[:, :6], 8) == 0
 
-    def fake_pass(from_text, from_motion):
-        zeros = torch.zeros(1, 4)
-        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
-                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
-
     cfg = TrainConfig(model={}, energy_weight=2.0, energy_window=8)
-    losses = temos_losses(fake_pass(wave, held), None, None, wave, mask, cfg)
+    losses = temos_losses(_fake_pass(wave, held), None, None, wave, mask, cfg)
     assert losses["energy"] > 0 and losses["total"] == pytest.approx(losses["rec_motion"] + 2.0 * losses["energy"])
-    assert "energy" not in temos_losses(fake_pass(wave, held), None, None, wave, mask, TrainConfig(model={}))
+    assert "energy" not in temos_losses(_fake_pass(wave, held), None, None, wave, mask, TrainConfig(model={}))
 
 
 def test_acceleration_energy_charges_jitter_the_data_lacks_but_not_another_timing():
@@ -385,16 +382,11 @@ def test_acceleration_energy_charges_jitter_the_data_lacks_but_not_another_timin
     noisy_tail = torch.where(padded[..., None], wave, 100 * torch.randn_like(wave))
     assert energy_loss(noisy_tail, wave, padded, 8, order=2) == 0
 
-    def fake_pass(from_text, from_motion):
-        zeros = torch.zeros(1, 4)
-        return lambda *_: {"mu_t": zeros, "logvar_t": zeros, "mu_m": zeros, "logvar_m": zeros, "z_t": zeros,
-                           "z_m": zeros, "from_text": from_text, "from_motion": from_motion}  # fmt: skip
-
     cfg = TrainConfig(model={}, accel_energy_weight=3.0, energy_window=8)
-    losses = temos_losses(fake_pass(wave, shaky), None, None, wave, mask, cfg)
+    losses = temos_losses(_fake_pass(wave, shaky), None, None, wave, mask, cfg)
     assert losses["accel_energy"] > 0
     assert losses["total"] == pytest.approx(losses["rec_motion"] + 3.0 * losses["accel_energy"])
-    assert "accel_energy" not in temos_losses(fake_pass(wave, shaky), None, None, wave, mask, TrainConfig(model={}))
+    assert "accel_energy" not in temos_losses(_fake_pass(wave, shaky), None, None, wave, mask, TrainConfig(model={}))
 
 
 def test_best_of_many_trains_only_the_draw_nearest_each_clip():
