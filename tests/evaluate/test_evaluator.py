@@ -20,7 +20,7 @@ from temos_blender.evaluate.evaluator import (
     save_evaluator,
     train_evaluator,
 )
-from temos_blender.evaluate.run import fit_length, write_markdown
+from temos_blender.evaluate.run import TestItem, fit_length, other_performances, write_markdown
 
 FPS = 12.5
 
@@ -198,3 +198,29 @@ def test_the_report_gives_the_paired_fact_1_minus_fact_0_difference_with_its_int
     assert (
         "fact 1 − fact 0 = -0.5 points, 95 % confidence interval -1.2 to +0.2 (bootstrap over the test clips)" in text
     )
+
+
+def test_another_performance_is_a_training_clip_of_the_prompts_label_fitted_to_its_length(moving_rest_pose):
+    clips = synthetic_clips(moving_rest_pose)
+    clips.records[0]["split"] = "test"  # walk0 is the prompt's own clip: never its own "other performance"
+    items = [
+        TestItem(0, "A man walks.", 25, clips.label(0), "walk"),
+        TestItem(0, "Someone dances.", 40, "dance/x", "dance"),
+    ]
+    kept, joints = other_performances(items, clips, seed=0)
+    assert kept == [0]  # no training clip shows the dance: that prompt is left out
+    assert joints[0].shape == (25, 22, 3)
+    walks = [fit_length(clips.joints[i], 25) for i in range(1, 6)]
+    assert any(np.array_equal(joints[0], w) for w in walks)
+
+
+def test_the_report_compares_the_takes_with_real_variety(tmp_path):
+    res = fake_results()
+    res["real_variety"] = {
+        "prompts": 28,
+        "R@3": {"other_performance": 0.40, "ground_truth": 0.45, "temos_fact0": 0.52, "temos_fact1": 0.50},
+    }
+    write_markdown(res, tmp_path / "EVALUATION.md")
+    text = (tmp_path / "EVALUATION.md").read_text()
+    assert "(28 prompts whose label has one) — reaches R@3 = 40.0 % on those prompts (the ground truth 45.0 %" in text
+    assert "fact 0 / fact 1 52.0 / 50.0 %): the evaluator ranks a text's typical motion above" in text
