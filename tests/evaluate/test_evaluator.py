@@ -20,7 +20,8 @@ from temos_blender.evaluate.evaluator import (
     save_evaluator,
     train_evaluator,
 )
-from temos_blender.evaluate.run import TestItem, fit_length, other_performances, write_markdown
+from temos_blender.evaluate.run import TestItem as Prompt  # (a name pytest does not collect)
+from temos_blender.evaluate.run import fit_length, other_performances, write_markdown
 
 FPS = 12.5
 
@@ -204,8 +205,8 @@ def test_another_performance_is_a_training_clip_of_the_prompts_label_fitted_to_i
     clips = synthetic_clips(moving_rest_pose)
     clips.records[0]["split"] = "test"  # walk0 is the prompt's own clip: never its own "other performance"
     items = [
-        TestItem(0, "A man walks.", 25, clips.label(0), "walk"),
-        TestItem(0, "Someone dances.", 40, "dance/x", "dance"),
+        Prompt(0, "A man walks.", 25, clips.label(0), "walk"),
+        Prompt(0, "Someone dances.", 40, "dance/x", "dance"),
     ]
     kept, joints = other_performances(items, clips, seed=0)
     assert kept == [0]  # no training clip shows the dance: that prompt is left out
